@@ -1,0 +1,1 @@
+"""The course machinery: build the release and solutions, grade, self-check, test-cell helpers."""

@@ -1,0 +1,67 @@
+"""Build the student release (nbgrader generate_assignment) and the executed solutions (nbclient)."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+
+from course.nbgrader_run import run_nbgrader
+from course.notebooks import read_notebook, solution_notebook, strip_outputs
+
+
+def source_notebook(root: Path, assignment: str) -> Path:
+    found = sorted((root / "source" / assignment).glob("*.ipynb"))
+    if not found:
+        raise FileNotFoundError(f"No notebook in source/{assignment}/. Known assignments: "
+                                f"{', '.join(p.name for p in sorted((root / 'source').iterdir()) if p.is_dir())}")
+    return found[0]
+
+
+def build_release(root: Path, assignment: str) -> Path:
+    """``nbgrader generate_assignment``: source/A -> release/A (solutions and hidden tests removed).
+
+    It also records the assignment's cells in the gradebook, which autograding needs.
+    """
+    src = source_notebook(root, assignment)
+    nb = read_notebook(src)
+    if any(c.get("outputs") for c in nb.cells if c.cell_type == "code"):
+        nbformat.write(strip_outputs(nb), src)
+    run_nbgrader(root, "generate_assignment", assignment, "--force")
+    return root / "release" / assignment / src.name
+
+
+def execute_notebook(nb: nbformat.NotebookNode, cwd: Path, timeout: int = 300) -> nbformat.NotebookNode:
+    """Run every cell in a fresh python3 kernel (raises :class:`CellExecutionError` on the first error)."""
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(cwd)}})
+    client.execute()
+    return nb
+
+
+def build_solution(root: Path, assignment: str, execute: bool = True) -> tuple[Path, float]:
+    """source/A -> solutions/A: solutions in place, markers and hidden tests removed, executed with outputs.
+
+    Returns the path written and the execution time in seconds.
+    """
+    src = source_notebook(root, assignment)
+    nb = solution_notebook(read_notebook(src))
+    out_dir = root / "solutions" / assignment
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for extra in src.parent.iterdir():  # data files beside the notebook travel with it
+        if extra.is_file() and extra.suffix != ".ipynb":
+            shutil.copy2(extra, out_dir / extra.name)
+    start = time.perf_counter()
+    if execute:
+        try:
+            execute_notebook(nb, out_dir)
+        except CellExecutionError as exc:
+            raise RuntimeError(f"The solution of {assignment} does not run cleanly; fix source/{assignment}:\n"
+                               f"{str(exc)[-1500:]}") from None
+    elapsed = time.perf_counter() - start
+    path = out_dir / src.name
+    nbformat.write(nb, path)
+    return path, elapsed

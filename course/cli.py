@@ -1,0 +1,149 @@
+"""The ``course`` command: one subcommand per job."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import textwrap
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from course.paths import assignments, course_root
+
+
+def _cmd_build(args: argparse.Namespace) -> int:
+    from course.build import build_release, build_solution
+
+    root = course_root()
+    names = args.assignments or assignments(root)
+    unknown = sorted(set(names) - set(assignments(root)))
+    if unknown:
+        print(f"error: unknown assignment(s) {', '.join(unknown)}; known: {', '.join(assignments(root))}",
+              file=sys.stderr)
+        return 2
+    for name in tqdm(names, desc="build", unit="notebook", disable=len(names) < 2):
+        path = build_release(root, name)
+        print(f"release   {path.relative_to(root)}")
+        if not args.release_only:
+            path, seconds = build_solution(root, name)
+            print(f"solution  {path.relative_to(root)}  (executed in {seconds:.1f} s)")
+    return 0
+
+
+def _cmd_grade(args: argparse.Namespace) -> int:
+    from course import grade
+
+    root = course_root()
+    if args.assignment not in assignments(root):
+        print(f"error: unknown assignment {args.assignment!r}; known: {', '.join(assignments(root))}", file=sys.stderr)
+        return 2
+    if not (root / "gradebook.db").exists() or not (root / "release" / args.assignment).is_dir():
+        from course.build import build_release
+        build_release(root, args.assignment)
+    if args.submissions:
+        students = grade.collect_folder(root, args.assignment, Path(args.submissions))
+    elif args.zip:
+        students = grade.collect_zip(root, args.assignment, Path(args.zip))
+    else:
+        students = grade.submitted_students(root, args.assignment)
+    if not students:
+        print(f"No submissions for {args.assignment} in submitted/ (nothing to grade). Use --submissions DIR or "
+              "--zip FILE to collect some.", file=sys.stderr)
+        return 1
+    print(f"Autograding {len(students)} submission(s) of {args.assignment} with nbgrader ...", flush=True)
+    problems = grade.autograde(root, args.assignment, students)
+    csv = grade.feedback_and_export(root, args.assignment)
+    res = grade.results(root, args.assignment, students, problems)
+    report = grade.format_report(args.assignment, res)
+    (root / f"grade_report_{args.assignment}.txt").write_text(report + "\n")
+    print(report)
+    print(f"\nFeedback (HTML, one per student): feedback/<student>/{args.assignment}/")
+    print(f"Grades CSV: {csv.relative_to(root)}   Report: grade_report_{args.assignment}.txt")
+    return 0
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from course.notebooks import NotebookError
+    from course.selfcheck import format_self_check, guess_assignment, self_check
+
+    root = course_root()
+    notebook = Path(args.notebook)
+    try:
+        assignment = args.assignment or guess_assignment(root, notebook)
+        print(f"Running every test of {assignment} on {notebook} (hidden ones included) ...", flush=True)
+        result = self_check(root, notebook, assignment)
+    except (NotebookError, ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(format_self_check(result, assignment))
+    return 0 if result.score == result.max_score else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="course",
+        description="Training Neural Networks, hands-on: build, grade and check the course's notebooks.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=textwrap.dedent("""\
+            examples:
+              course build                          # release/ and executed solutions/ for every notebook
+              course grade 00_gradient_checking --submissions examples/class_00
+              course check release/00_gradient_checking/00_gradient_checking.ipynb
+            """),
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("build", help="generate release/ (nbgrader) and executed solutions/ from source/",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Generate the student notebooks in release/ with nbgrader generate_assignment, "
+                                   "and the executed solution notebooks (outputs and plots, no hidden tests) in "
+                                   "solutions/.",
+                       epilog="examples:\n  course build\n  course build 00_gradient_checking --release-only")
+    p.add_argument("assignments", nargs="*", metavar="ASSIGNMENT", help="assignments to build (default: all)")
+    p.add_argument("--release-only", action="store_true", help="skip executing the solutions")
+    p.set_defaults(func=_cmd_build)
+
+    p = sub.add_parser("grade", help="autograde submissions, write feedback, grades.csv and a report",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Autograde every submission of an assignment with nbgrader, generate feedback "
+                                   "HTML (hidden tests removed), export grades.csv and print a grade table with the "
+                                   "reason for every lost point. Broken submissions get a reason and 0; the rest "
+                                   "of the class is still graded.",
+                       epilog=textwrap.dedent("""\
+                           examples:
+                             course grade 00_gradient_checking                  # what is in submitted/
+                             course grade 00_gradient_checking --submissions examples/class_00
+                             course grade 00_gradient_checking --zip lms_download.zip
+                           A folder holds <student>/<assignment>/<notebook>.ipynb (or <student>/<notebook>.ipynb);
+                           a zip holds notebooks named <student>_<notebook>.ipynb (nbgrader zip_collect).
+                           """))
+    p.add_argument("assignment", metavar="ASSIGNMENT")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--submissions", metavar="DIR", help="collect submissions from this folder first")
+    src.add_argument("--zip", metavar="FILE", help="collect submissions from this zip first (nbgrader zip_collect)")
+    p.set_defaults(func=_cmd_grade)
+
+    p = sub.add_parser("check", help="run every test, hidden ones included, on your notebook",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Grade your own notebook exactly as the instructor's autograder would and print "
+                                   "the points per exercise with the reason for each failure. The hidden tests' "
+                                   "code is never shown. Exit code 0 means full marks.",
+                       epilog="example:\n  course check release/00_gradient_checking/00_gradient_checking.ipynb")
+    p.add_argument("notebook", metavar="NOTEBOOK")
+    p.add_argument("--assignment", help="the assignment (default: from the notebook's name)")
+    p.set_defaults(func=_cmd_check)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,227 @@
+"""Grade a class: collect submissions, autograde with nbgrader, feedback, CSV, and a report with reasons.
+
+The course root is the nbgrader course root: submissions live in
+``submitted/<student>/<assignment>/``, results in ``autograded/``, ``feedback/``,
+``gradebook.db`` and ``grades.csv``.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nbgrader.api import Gradebook, MissingEntry
+
+from course.build import source_notebook
+from course.nbgrader_plugins import plain_error
+from course.nbgrader_run import run_nbgrader
+from course.notebooks import NotebookError, exercise_of, grade_cells, grade_id, read_notebook
+
+STUDENT_ID = re.compile(r"^[A-Za-z0-9.-]+$")
+
+
+@dataclass
+class CellResult:
+    grade_id: str
+    score: float
+    max_score: float
+    reason: str = ""
+
+    @property
+    def exercise(self) -> str:
+        return exercise_of(self.grade_id)
+
+
+@dataclass
+class StudentResult:
+    student_id: str
+    max_score: float
+    score: float = 0.0
+    cells: list[CellResult] = field(default_factory=list)
+    problem: str = ""  # why the submission could not be graded at all
+
+    def lost(self) -> list[CellResult]:
+        return [c for c in self.cells if c.score < c.max_score]
+
+
+def collect_folder(root: Path, assignment: str, folder: Path) -> list[str]:
+    """Copy ``folder/<student>/<assignment>/*`` (or ``folder/<student>/*``) into ``submitted/``.
+
+    Returns the student ids collected. Existing files of the same students are replaced.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder} is not a folder of submissions (expected {folder}/<student>/...).")
+    students = []
+    for student_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
+        sid = student_dir.name
+        if not STUDENT_ID.match(sid):
+            print(f"skipping {student_dir}: a student id may hold only letters, digits, '.' and '-'")
+            continue
+        src = student_dir / assignment if (student_dir / assignment).is_dir() else student_dir
+        dest = root / "submitted" / sid / assignment
+        if dest.exists():
+            shutil.rmtree(dest)
+        shutil.copytree(src, dest)
+        students.append(sid)
+    return students
+
+
+def collect_zip(root: Path, assignment: str, zip_path: Path) -> list[str]:
+    """nbgrader ``zip_collect``: notebooks named ``<student>_<notebook>.ipynb`` in a zip -> ``submitted/``."""
+    zip_path = Path(zip_path)
+    if not zipfile.is_zipfile(zip_path):
+        raise ValueError(f"{zip_path} is not a zip archive.")
+    archive = root / "downloaded" / assignment / "archive"
+    if archive.parent.exists():
+        shutil.rmtree(archive.parent)
+    archive.mkdir(parents=True)
+    shutil.copy2(zip_path, archive / zip_path.name)
+    run_nbgrader(root, "zip_collect", assignment, "--force")
+    with zipfile.ZipFile(zip_path) as zf:
+        names = [Path(n).name for n in zf.namelist() if n.endswith(".ipynb")]
+    return sorted({n.split("_", 1)[0] for n in names if "_" in n})
+
+
+def submitted_students(root: Path, assignment: str) -> list[str]:
+    base = root / "submitted"
+    if not base.is_dir():
+        return []
+    return sorted(p.name for p in base.iterdir() if (p / assignment).is_dir())
+
+
+def validate_submission(root: Path, assignment: str, student: str) -> str:
+    """Why this submission cannot be autograded, or ``""`` if it can."""
+    expected = source_notebook(root, assignment).name
+    folder = root / "submitted" / student / assignment
+    path = folder / expected
+    if not path.exists():
+        found = sorted(p.name for p in folder.glob("*.ipynb"))
+        return (f"no {expected} in the submission" + (f" (found {', '.join(found)}; rename it)" if found else "")
+                + ".")
+    try:
+        read_notebook(path)
+    except NotebookError as exc:
+        return str(exc)
+    return ""
+
+
+def autograde(root: Path, assignment: str, students: list[str]) -> dict[str, str]:
+    """Validate then ``nbgrader autograde`` the given students; returns problems by student id.
+
+    Submissions that cannot be read are left out of nbgrader's run (so they cannot stop it)
+    and recorded in the gradebook with a score of 0.
+    """
+    problems = {sid: validate_submission(root, assignment, sid) for sid in students}
+    problems = {sid: why for sid, why in problems.items() if why}
+    good = [sid for sid in students if sid not in problems]
+    if good:
+        exclude = ",".join(sid for sid in submitted_students(root, assignment) if sid not in good)
+        args = ["autograde", assignment, "--force"]
+        if exclude:
+            args.append(f"--CourseDirectory.student_id_exclude={exclude}")
+        proc = run_nbgrader(root, *args, check=False)
+        for sid in good:
+            if not (root / "autograded" / sid / assignment).is_dir() or not _has_submission(root, assignment, sid):
+                tail = [ln for ln in (proc.stdout + proc.stderr).splitlines() if sid in ln or "ERROR" in ln]
+                problems[sid] = "nbgrader could not grade it (its kernel died or it crashed the grader)" + (
+                    f": {tail[-1].strip()}" if tail else "")
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
+        for sid in problems:
+            gb.update_or_create_student(sid)
+    return problems
+
+
+def _has_submission(root: Path, assignment: str, student: str) -> bool:
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
+        try:
+            gb.find_submission(assignment, student)
+            return True
+        except MissingEntry:
+            return False
+
+
+def results(root: Path, assignment: str, students: list[str], problems: dict[str, str]) -> list[StudentResult]:
+    """Scores from the gradebook, and for every lost point the reason taken from the graded notebook."""
+    src = read_notebook(source_notebook(root, assignment))
+    cells = [(grade_id(c), float(c.metadata["nbgrader"]["points"])) for c in grade_cells(src)]
+    total = sum(p for _, p in cells)
+    out = []
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
+        for sid in students:
+            res = StudentResult(sid, total)
+            if sid in problems:
+                res.problem = problems[sid]
+                res.cells = [CellResult(g, 0.0, p, "not graded: " + problems[sid]) for g, p in cells]
+                out.append(res)
+                continue
+            nb_name = source_notebook(root, assignment).stem
+            reasons = _reasons(root / "autograded" / sid / assignment / f"{nb_name}.ipynb")
+            for g, p in cells:
+                grade = gb.find_grade(g, nb_name, assignment, sid)
+                score = float(grade.score or 0.0)
+                res.cells.append(CellResult(g, score, p, reasons.get(g, "") if score < p else ""))
+            res.score = sum(c.score for c in res.cells)
+            out.append(res)
+    return out
+
+
+def _reasons(path: Path) -> dict[str, str]:
+    """The error message of each failing grade cell of an autograded notebook (no traceback, no code)."""
+    try:
+        nb = read_notebook(path)
+    except NotebookError:
+        return {}
+    reasons = {}
+    for cell in grade_cells(nb):
+        errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+        stderr = [o for o in cell.get("outputs", []) if o.get("output_type") == "stream" and o.get("name") == "stderr"]
+        if errors:
+            reasons[grade_id(cell)] = explain(errors[0])
+        elif stderr:
+            reasons[grade_id(cell)] = "the cell wrote to stderr: " + stderr[0].get("text", "").strip()[:200]
+    return reasons
+
+
+def explain(error: dict) -> str:
+    """A one-line reason for an error output, in a student's words."""
+    name, value = error.get("ename", ""), error.get("evalue", "")
+    if name == "NotImplementedError":
+        return "not done yet: the function still raises NotImplementedError"
+    if name == "CellTimeoutError":
+        return "the test cell ran out of time (an infinite loop, or far too slow)"
+    if name == "NameError":
+        return f"{value}: run the cell that defines it, or check its spelling"
+    if name in ("Mistake", "AssertionError") and value:
+        return value
+    return plain_error(error)
+
+
+def feedback_and_export(root: Path, assignment: str) -> Path:
+    """``nbgrader generate_feedback`` (hidden tests removed) and ``nbgrader export`` -> ``grades.csv``."""
+    run_nbgrader(root, "generate_feedback", assignment, "--force", check=False)
+    run_nbgrader(root, "export", "--to", str(root / "grades.csv"))
+    return root / "grades.csv"
+
+
+def format_report(assignment: str, results_: list[StudentResult]) -> str:
+    """A grade table, then for each student every lost point with its reason."""
+    lines = [f"Grades for {assignment}", "", f"{'student':<12} {'score':>11}  status"]
+    for r in results_:
+        status = "NOT GRADED" if r.problem else ("full marks" if not r.lost() else f"{len(r.lost())} checks failed")
+        lines.append(f"{r.student_id:<12} {r.score:>5g} / {r.max_score:<4g}  {status}")
+    for r in results_:
+        if r.problem:
+            lines += ["", f"{r.student_id}: not graded: {r.problem}"]
+        elif r.lost():
+            lines += ["", f"{r.student_id}: lost points on"]
+            lines += [f"  - {c.grade_id} ({c.score:g}/{c.max_score:g}): {_short(c.reason)}" for c in r.lost()]
+    return "\n".join(lines)
+
+
+def _short(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."

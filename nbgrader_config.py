@@ -1,0 +1,36 @@
+"""nbgrader configuration of the course (the repository root is the course root).
+
+Layout: source/<assignment>/ -> release/<assignment>/; submitted/<student>/<assignment>/
+-> autograded/ -> feedback/; gradebook.db beside this file. Instructor state
+(submitted/, autograded/, feedback/, gradebook.db) is git-ignored.
+"""
+
+c = get_config()  # noqa: F821  (injected by traitlets when nbgrader loads this file)
+
+c.CourseDirectory.course_id = "nn-training"
+c.CourseDirectory.root = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
+
+# A test cell that takes longer than this is broken or stuck: it scores 0 and grading goes on.
+c.Execute.timeout = 60
+c.Execute.interrupt_on_timeout = True
+
+# A deleted grade cell is put back (and run), instead of silently scoring nothing.
+c.OverwriteCells.add_missing_cells = True
+
+# A correct answer whose library prints a warning to stderr must keep its points:
+# drop stderr chunks that are warnings (and tqdm progress bars) before grading.
+c.IgnorePattern.enabled = True
+c.IgnorePattern.pattern = r"\b[A-Za-z]*Warning\b|\d+it \[|it/s\]|s/it\]"
+
+# Feedback: never show hidden-test code, in cell sources or in tracebacks.
+c.GenerateFeedback.preprocessors = [
+    "course.nbgrader_plugins.HideHiddenTests",
+    "nbgrader.preprocessors.GetGrades",
+    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
+]
+
+c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+
+# `course grade A --zip FILE` runs nbgrader's zip_collect: each notebook in the zip is named
+# <student_id>_<notebook>.ipynb, e.g. ada_00_gradient_checking.ipynb (student ids without "_").
+c.FileNameCollectorPlugin.named_regexp = r".*/(?P<student_id>[^/_]+)_(?P<file_id>\d\d_[^/]+)$"
