@@ -6,12 +6,14 @@ from collections.abc import Callable
 
 import numpy as np
 
-from course.testing import (call, check_array, check_backward, check_close, check_scalar, check_unchanged,
+from course.testing import (Mistake, call, check_array, check_backward, check_close, check_scalar, check_unchanged,
                             diagnose, fail, snapshot)
 from nnlab import gradcheck as ref_gc
 from nnlab import layers as ref_layers
 
 SHAPES = [(1,), (5,), (3, 4), (1, 1), (2, 3, 2)]
+FORWARD_DIFFERENCE = ("{name} uses a forward difference (f(x+h) - f(x)) / h; use the central difference "
+                      "(f(x+h) - f(x-h)) / (2h), whose error shrinks like h^2 instead of h.")
 
 
 def _forward_difference(f, x, h):
@@ -41,6 +43,8 @@ def check_numerical_gradient(numerical_gradient: Callable) -> None:
         expected = ref_gc.numerical_gradient(f, x.copy())
         check_array(got, what=f"{name}(f, x) for x of shape {shape}", shape=shape)
         message = diagnose(got, [
+            (_forward_difference(f, x.copy(), 1e-5), FORWARD_DIFFERENCE.format(name=name)),
+        ], rtol=1e-8, atol=1e-12) or diagnose(got, [
             (2 * expected, f"{name} is twice the true gradient: central differences divide by 2h, not h."),
             (0.5 * expected, f"{name} is half the true gradient: divide by 2h, not 4h."),
         ], rtol=1e-4)
@@ -53,9 +57,7 @@ def check_numerical_gradient(numerical_gradient: Callable) -> None:
     got = call(numerical_gradient, cube, x.copy(), h=0.1, name=name)
     expected = 3 * x ** 2 + 0.01
     message = diagnose(got, [
-        (_forward_difference(cube, x.copy(), 0.1),
-         f"{name} uses a forward difference (f(x+h) - f(x)) / h; use the central difference "
-         "(f(x+h) - f(x-h)) / (2h), which is far more accurate."),
+        (_forward_difference(cube, x.copy(), 0.1), FORWARD_DIFFERENCE.format(name=name)),
         (3 * x ** 2 + 1e-10, f"{name} ignores its argument `h`: use the h it is given, not a fixed step."),
     ], rtol=1e-4)
     check_close(got, expected, what=f"{name}(f, x, h=0.1) for f = sum(x**3)", rtol=1e-6, atol=1e-8,
@@ -103,6 +105,12 @@ def check_relative_error(relative_error: Callable) -> None:
     """Norm-based, symmetric, scale-free, 0 for two zero arrays, a plain float."""
     name = "relative_error"
     rng = np.random.default_rng(102)
+    zeros = np.zeros((2, 3))
+    try:
+        call(relative_error, zeros, zeros.copy(), name=name)
+    except Mistake as exc:
+        fail(f"relative_error(zeros, zeros) fails: {exc} Two zero arrays have error 0: return 0.0 when "
+             "||a|| + ||b|| is 0, before dividing.")
     for shape in [(3,), (4, 5), (1,), (2, 3, 4)]:
         a = rng.standard_normal(shape)
         b = a + rng.standard_normal(shape) * rng.choice([1e-8, 1e-3, 1.0])
