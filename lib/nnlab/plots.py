@@ -246,6 +246,7 @@ def plot_confusion_matrix(cm: np.ndarray, class_names: Sequence[str] | None = No
     if normalize:
         rows = shown.sum(axis=1, keepdims=True)
         shown = np.divide(shown, rows, out=np.zeros_like(shown), where=rows > 0)
+    own_figure = ax is None
     if ax is None:
         fig, ax = plt.subplots(figsize=(0.5 * C + 2.5, 0.5 * C + 2.2))
     else:
@@ -262,4 +263,6 @@ def plot_confusion_matrix(cm: np.ndarray, class_names: Sequence[str] | None = No
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title("Confusion matrix" + (" (row-normalized)" if normalize else ""))
+    if own_figure:
+        fig.tight_layout()
     return fig
