@@ -38,9 +38,6 @@ def _cmd_grade(args: argparse.Namespace) -> int:
     if args.assignment not in assignments(root):
         print(f"error: unknown assignment {args.assignment!r}; known: {', '.join(assignments(root))}", file=sys.stderr)
         return 2
-    if not (root / "gradebook.db").exists() or not (root / "release" / args.assignment).is_dir():
-        from course.build import build_release
-        build_release(root, args.assignment)
     if args.submissions:
         students = grade.collect_folder(root, args.assignment, Path(args.submissions))
     elif args.zip:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from nbgrader.api import Gradebook, MissingEntry
 
-from course.build import source_notebook
+from course.build import build_release, source_notebook
 from course.nbgrader_plugins import plain_error
 from course.nbgrader_run import run_nbgrader
 from course.notebooks import NotebookError, exercise_of, grade_cells, grade_id, read_notebook
@@ -115,6 +115,7 @@ def autograde(root: Path, assignment: str, students: list[str]) -> dict[str, str
     Submissions that cannot be read are left out of nbgrader's run (so they cannot stop it)
     and recorded in the gradebook with a score of 0.
     """
+    ensure_gradebook(root, assignment)
     problems = {sid: validate_submission(root, assignment, sid) for sid in students}
     problems = {sid: why for sid, why in problems.items() if why}
     good = [sid for sid in students if sid not in problems]
@@ -133,6 +134,18 @@ def autograde(root: Path, assignment: str, students: list[str]) -> dict[str, str
         for sid in problems:
             gb.update_or_create_student(sid)
     return problems
+
+
+def ensure_gradebook(root: Path, assignment: str) -> None:
+    """Autograding needs the assignment's cells in the gradebook: generate the release if they are missing."""
+    if (root / "gradebook.db").exists():
+        with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
+            try:
+                gb.find_assignment(assignment)
+                return
+            except MissingEntry:
+                pass
+    build_release(root, assignment)
 
 
 def _has_submission(root: Path, assignment: str, student: str) -> bool:

@@ -27,7 +27,7 @@ def _float_dtype(x: np.ndarray) -> np.dtype:
 def standardize_fit(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-feature mean and population standard deviation (``ddof=0``) of the training data.
 
-    A constant feature gets std 1 (it is centred to 0, not divided by 0).
+    A constant feature gets std 1 (it is centred to exactly 0, not divided by 0).
 
     Parameters
     ----------
@@ -45,6 +45,8 @@ def standardize_fit(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     # Compare values exactly: a constant column's computed std can be 1e-17 instead of 0.
     constant = np.all(X == X[:1], axis=0) if X.shape[0] > 0 else np.ones(X.shape[1:], dtype=bool)
     std[constant | (std == 0)] = 1
+    if X.shape[0] > 0:
+        mean[constant] = X[0, constant]  # so that the constant feature maps to exactly 0
     return mean, std
 
 

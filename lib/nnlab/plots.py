@@ -120,8 +120,7 @@ def plot_functions(functions: Mapping[str, tuple[Callable, Callable | None]], x:
         if dfn is not None:
             ax_d.plot(x, _values(dfn(x)), label=name)
     for ax, title in ((ax_f, "f(x)"), (ax_d, "f'(x)")):
-        ax.axhline(0, color="0.8", lw=0.8, zorder=0)
-        ax.axvline(0, color="0.8", lw=0.8, zorder=0)
+        ax.grid(alpha=0.3)
         ax.set_xlabel("x")
         ax.set_title(title)
         ax.legend()

@@ -1,0 +1,162 @@
+"""The real pipeline: nbgrader generate_assignment, nbclient, autograde, feedback, export, self-check, CLI."""
+
+import csv
+import hashlib
+import os
+import subprocess
+import sys
+
+import nbformat
+import pytest
+
+from course import grade
+from course.build import build_release, source_notebook
+from course.notebooks import hidden_test_code, read_notebook, solution_code, solution_notebook
+from course.paths import assignments
+from course.selfcheck import format_self_check, self_check
+from tests.conftest import ROOT
+
+A = "00_gradient_checking"
+ALL = assignments(ROOT)
+pytestmark = pytest.mark.slow
+
+
+def code_sources(nb):
+    return [c.source for c in nb.cells if c.cell_type == "code"]
+
+
+def tree_digest(folder):
+    return {p.relative_to(folder): hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_release_is_current(scratch_course, name):
+    fresh = nbformat.read(build_release(scratch_course, name), as_version=4)
+    committed = nbformat.read(ROOT / "release" / name / f"{name}.ipynb", as_version=4)
+    assert [c.source for c in fresh.cells] == [c.source for c in committed.cells], \
+        "release/ is stale: run `course build`"
+    assert [c.metadata for c in fresh.cells] == [c.metadata for c in committed.cells]
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_solutions_are_current_executed_and_pass(name):
+    src = read_notebook(source_notebook(ROOT, name))
+    committed = nbformat.read(ROOT / "solutions" / name / f"{name}.ipynb", as_version=4)
+    assert code_sources(solution_notebook(src)) == code_sources(committed), "solutions/ is stale: run `course build`"
+    outputs = [o for c in committed.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    assert any("image/png" in o.get("data", {}) for o in outputs), "the experiments' plots are in the solutions"
+    assert all(c.execution_count for c in committed.cells if c.cell_type == "code"), "every cell was executed"
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_no_solution_or_hidden_test_code_leaks(name):
+    src = read_notebook(source_notebook(ROOT, name))
+    hidden, solution = hidden_test_code(src), solution_code(src)
+    assert hidden and solution
+    release = (ROOT / "release" / name / f"{name}.ipynb").read_text()
+    solved = (ROOT / "solutions" / name / f"{name}.ipynb").read_text()
+    for line in hidden:
+        assert line not in release and line not in solved, line
+    release_code = "\n".join(code_sources(nbformat.reads(release, as_version=4)))
+    leaked = [line for line in solution if line in release_code.split("\n") or f"    {line}" in release_code]
+    assert not leaked, leaked
+    assert "BEGIN SOLUTION" not in solved and "BEGIN HIDDEN TESTS" not in solved
+
+
+def test_example_class_is_graded_as_expected(scratch_course):
+    root = scratch_course
+    examples = root / "examples" / "class_00"
+    before = tree_digest(examples)
+    build_release(root, A)
+    students = grade.collect_folder(root, A, examples)
+    assert students == ["ada", "ben", "cleo", "dev", "eve"]
+    submitted_before = tree_digest(root / "submitted")
+    problems = grade.autograde(root, A, students)
+    grade.feedback_and_export(root, A)
+    results = {r.student_id: r for r in grade.results(root, A, students, problems)}
+
+    assert results["ada"].score == results["ada"].max_score == 18  # the solution: full marks
+    assert results["cleo"].score == 0 and all(c.score == 0 for c in results["cleo"].cells)  # untouched release
+    assert all("not done yet" in c.reason or "not implemented yet" in c.reason for c in results["cleo"].cells)
+    assert results["ben"].score == 9  # three of six exercises done
+    assert {c.exercise for c in results["ben"].lost()} == {"numerical_gradient_array", "affine_backward",
+                                                            "softmax_cross_entropy"}
+    dev = {c.grade_id: c.reason for c in results["dev"].lost()}
+    assert results["dev"].score == 12 and set(dev) == {"test_relative_error", "hidden_relative_error",
+                                                       "test_softmax_cross_entropy", "hidden_softmax_cross_entropy"}
+    assert "summed over the batch" in dev["hidden_softmax_cross_entropy"]
+    assert "return 0.0" in dev["hidden_relative_error"]
+    assert "not a valid notebook" in results["eve"].problem and results["eve"].score == 0
+
+    with open(root / "grades.csv") as f:
+        rows = {r["student_id"]: float(r["score"]) for r in csv.DictReader(f) if r["assignment"] == A}
+    assert rows == {"ada": 18, "ben": 9, "cleo": 0, "dev": 12, "eve": 0}
+
+    hidden = hidden_test_code(read_notebook(source_notebook(root, A)))
+    solution = solution_code(read_notebook(source_notebook(root, A)))
+    for sid in ["ada", "ben", "cleo", "dev"]:
+        html = (root / "feedback" / sid / A / f"{A}.html").read_text()
+        assert not [line for line in hidden if line in html], f"hidden tests leak into {sid}'s feedback"
+        assert "checks/gradient_checking.py" not in html  # no traceback frames from the test cells
+    cleo_html = (root / "feedback" / "cleo" / A / f"{A}.html").read_text()
+    assert "not implemented yet" in cleo_html
+    assert not [line for line in solution if len(line) > 12 and line in cleo_html]
+
+    report = grade.format_report(A, list(results.values()))
+    assert "eve: not graded" in report and "summed over the batch" in report
+    assert tree_digest(examples) == before and tree_digest(root / "submitted") == submitted_before
+
+
+def test_regrading_is_safe_and_gives_the_same_grades(scratch_course):
+    root = scratch_course
+    students = grade.collect_folder(root, A, root / "examples" / "class_00")[:2]
+    first = [(r.student_id, r.score) for r in grade.results(root, A, students, grade.autograde(root, A, students))]
+    again = [(r.student_id, r.score) for r in grade.results(root, A, students, grade.autograde(root, A, students))]
+    assert first == again == [("ada", 18), ("ben", 9)]
+
+
+def test_self_check_reports_per_exercise_without_hidden_code(scratch_course):
+    root = scratch_course
+    result = self_check(root, root / "examples" / "class_00" / "dev" / A / f"{A}.ipynb")
+    text = format_self_check(result, A)
+    assert "12 / 18" in text and "FAIL softmax_cross_entropy" in text and "ok   affine_backward" in text
+    assert "summed over the batch" in text
+    assert not [line for line in hidden_test_code(read_notebook(source_notebook(root, A))) if line in text]
+    full = self_check(root, root / "examples" / "class_00" / "ada" / A / f"{A}.ipynb")
+    assert full.score == full.max_score == 18
+
+
+def run_course(root, *args):
+    env = {**os.environ, "COURSE_ROOT": str(root)}
+    return subprocess.run([sys.executable, "-m", "course.cli", *args], cwd=root, env=env, capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_cli_check_of_the_untouched_release_and_of_a_broken_file(scratch_course):
+    root = scratch_course
+    build_release(root, A)
+    proc = run_course(root, "check", f"release/{A}/{A}.ipynb")
+    assert proc.returncode == 1 and "0 / 18 points" in proc.stdout and "not done yet" in proc.stdout
+    proc = run_course(root, "check", f"examples/class_00/eve/{A}/{A}.ipynb")
+    assert proc.returncode == 2 and "not a valid notebook" in proc.stderr
+    proc = run_course(root, "check", "missing.ipynb", "--assignment", A)
+    assert proc.returncode == 2 and "not found" in proc.stderr
+    zip_path = root / "class.zip"
+    import zipfile
+    with zipfile.ZipFile(zip_path, "w") as zf:
+        for sid in ("ada", "cleo"):
+            zf.write(root / "examples" / "class_00" / sid / A / f"{A}.ipynb", f"{sid}_{A}.ipynb")
+    proc = run_course(root, "grade", A, "--zip", str(zip_path))
+    assert proc.returncode == 0, proc.stderr
+    assert "ada" in proc.stdout and "18 / 18" in proc.stdout and "cleo" in proc.stdout
+
+
+def test_cli_help_and_bad_arguments(scratch_course):
+    for sub in ("build", "grade", "check"):
+        proc = run_course(scratch_course, sub, "--help")
+        assert proc.returncode == 0 and "example" in proc.stdout
+    proc = run_course(scratch_course, "grade", "99_nope")
+    assert proc.returncode == 2 and "unknown assignment" in proc.stderr and A in proc.stderr
+    proc = run_course(scratch_course, "frobnicate")
+    assert proc.returncode == 2 and "invalid choice" in proc.stderr
