@@ -37,7 +37,8 @@ def build_release(root: Path, assignment: str) -> Path:
 
 def execute_notebook(nb: nbformat.NotebookNode, cwd: Path, timeout: int = 300) -> nbformat.NotebookNode:
     """Run every cell in a fresh python3 kernel (raises :class:`CellExecutionError` on the first error)."""
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(cwd)}})
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False,
+                            resources={"metadata": {"path": str(cwd)}})
     client.execute()
     return nb
 

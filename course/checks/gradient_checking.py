@@ -109,6 +109,8 @@ def check_relative_error(relative_error: Callable) -> None:
     try:
         call(relative_error, zeros, zeros.copy(), name=name)
     except Mistake as exc:
+        if "not implemented yet" in str(exc):
+            raise
         fail(f"relative_error(zeros, zeros) fails: {exc} Two zero arrays have error 0: return 0.0 when "
              "||a|| + ||b|| is 0, before dividing.")
     for shape in [(3,), (4, 5), (1,), (2, 3, 4)]:
