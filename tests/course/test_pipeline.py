@@ -10,7 +10,7 @@ import nbformat
 import pytest
 
 from course import grade
-from course.build import build_release, source_notebook
+from course.build import build_release, execute_notebook, source_notebook
 from course.notebooks import hidden_test_code, read_notebook, solution_code, solution_notebook
 from course.paths import assignments
 from course.selfcheck import format_self_check, self_check
@@ -47,6 +47,13 @@ def test_solutions_are_current_executed_and_pass(name):
     assert not [o for o in outputs if o.output_type == "error"]
     assert any("image/png" in o.get("data", {}) for o in outputs), "the experiments' plots are in the solutions"
     assert all(c.execution_count for c in committed.cells if c.cell_type == "code"), "every cell was executed"
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_source_solution_executes_with_every_test_cell_passing(name, tmp_path):
+    nb = solution_notebook(read_notebook(source_notebook(ROOT, name)))
+    execute_notebook(nb, tmp_path)  # raises on the first cell that errors
+    assert all(c.execution_count for c in nb.cells if c.cell_type == "code")
 
 
 @pytest.mark.parametrize("name", ALL)
