@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import textwrap
 from pathlib import Path
@@ -49,7 +50,7 @@ def _cmd_grade(args: argparse.Namespace) -> int:
               "--zip FILE to collect some.", file=sys.stderr)
         return 1
     print(f"Autograding {len(students)} submission(s) of {args.assignment} with nbgrader ...", flush=True)
-    problems = grade.autograde(root, args.assignment, students)
+    problems = grade.autograde(root, args.assignment, students, workers=args.workers, scheduler=args.scheduler)
     csv = grade.feedback_and_export(root, args.assignment)
     res = grade.results(root, args.assignment, students, problems)
     report = grade.format_report(args.assignment, res)
@@ -112,6 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
                              course grade 00_gradient_checking                  # what is in submitted/
                              course grade 00_gradient_checking --submissions examples/class_00
                              course grade 00_gradient_checking --zip lms_download.zip
+                             course grade 00_gradient_checking --workers 8
+                             course grade 00_gradient_checking --scheduler tcp://127.0.0.1:8786
                            A folder holds <student>/<assignment>/<notebook>.ipynb (or <student>/<notebook>.ipynb);
                            a zip holds notebooks named <student>_<notebook>.ipynb (nbgrader zip_collect).
                            """))
@@ -119,6 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
     src = p.add_mutually_exclusive_group()
     src.add_argument("--submissions", metavar="DIR", help="collect submissions from this folder first")
     src.add_argument("--zip", metavar="FILE", help="collect submissions from this zip first (nbgrader zip_collect)")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1, metavar="N",
+                   help="grade N submissions at a time on this machine (default: one per core)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="grade on a Dask cluster instead, e.g. tcp://10.0.0.5:8786 (workers need the course installed)")
     p.set_defaults(func=_cmd_grade)
 
     p = sub.add_parser("check", help="run every test, hidden ones included, on your notebook",

@@ -17,6 +17,7 @@ from nbgrader.api import Gradebook, MissingEntry
 
 from course.build import build_release, source_notebook
 from course.nbgrader_plugins import plain_error
+from course.jobs import make_job, merge, run_jobs
 from course.nbgrader_run import run_nbgrader
 from course.notebooks import NotebookError, exercise_of, grade_cells, grade_id, read_notebook
 
@@ -109,30 +110,28 @@ def validate_submission(root: Path, assignment: str, student: str) -> str:
     return ""
 
 
-def autograde(root: Path, assignment: str, students: list[str]) -> dict[str, str]:
-    """Validate then ``nbgrader autograde`` the given students; returns problems by student id.
+def autograde(root: Path, assignment: str, students: list[str], *, workers: int = 1,
+              scheduler: str | None = None, progress: bool = True) -> dict[str, str]:
+    """Validate, then autograde the given students with nbgrader; returns problems by student id.
 
-    Submissions that cannot be read are left out of nbgrader's run (so they cannot stop it)
-    and recorded in the gradebook with a score of 0.
+    Each submission is graded in a scratch course of its own (``course.jobs``), in ``workers``
+    processes or on a Dask cluster, and merged into ``gradebook.db`` by this process alone.
+    Unreadable submissions never reach nbgrader; they are recorded with a score of 0.
     """
     ensure_gradebook(root, assignment)
     problems = {sid: validate_submission(root, assignment, sid) for sid in students}
     problems = {sid: why for sid, why in problems.items() if why}
-    good = [sid for sid in students if sid not in problems]
-    if good:
-        exclude = ",".join(sid for sid in submitted_students(root, assignment) if sid not in good)
-        args = ["autograde", assignment, "--force"]
-        if exclude:
-            args.append(f"--CourseDirectory.student_id_exclude={exclude}")
-        proc = run_nbgrader(root, *args, check=False)
-        for sid in good:
-            if not (root / "autograded" / sid / assignment).is_dir() or not _has_submission(root, assignment, sid):
-                tail = [ln for ln in (proc.stdout + proc.stderr).splitlines() if sid in ln or "ERROR" in ln]
-                problems[sid] = "nbgrader could not grade it (its kernel died or it crashed the grader)" + (
-                    f": {tail[-1].strip()}" if tail else "")
+    jobs = [make_job(root, assignment, sid) for sid in students if sid not in problems]
+    for outcome in run_jobs(jobs, workers=workers, scheduler=scheduler, progress=progress):
+        merge(root, assignment, outcome)
+        if not outcome.ok:
+            problems[outcome.student] = outcome.problem
     with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
         for sid in problems:
             gb.update_or_create_student(sid)
+            dest = root / "autograded" / sid / assignment
+            if dest.exists():
+                shutil.rmtree(dest)
     return problems
 
 
@@ -146,15 +145,6 @@ def ensure_gradebook(root: Path, assignment: str) -> None:
             except MissingEntry:
                 pass
     build_release(root, assignment)
-
-
-def _has_submission(root: Path, assignment: str, student: str) -> bool:
-    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
-        try:
-            gb.find_submission(assignment, student)
-            return True
-        except MissingEntry:
-            return False
 
 
 def results(root: Path, assignment: str, students: list[str], problems: dict[str, str]) -> list[StudentResult]:

@@ -116,6 +116,8 @@ class Trainer:
         into ``model.params`` in place.
     progress : show a tqdm progress bar over epochs (loss and validation accuracy).
     print_every : print the minibatch loss every this many iterations (None: never).
+    on_epoch_end : None or ``fn(trainer, epoch)`` called after each epoch's evaluation (epochs
+        from 0), e.g. to record weight norms or snapshots; ``trainer.history`` is up to date.
 
     Attributes
     ----------
@@ -132,7 +134,8 @@ class Trainer:
                  rng: np.random.Generator,
                  early_stopping: Any = None,
                  progress: bool = True,
-                 print_every: int | None = None) -> None:
+                 print_every: int | None = None,
+                 on_epoch_end: Callable[["Trainer", int], None] | None = None) -> None:
         missing = [k for k in ("X_train", "y_train", "X_val", "y_val") if k not in data]
         if missing:
             raise KeyError(f"data is missing {missing}")
@@ -156,6 +159,7 @@ class Trainer:
         self.early_stopping = early_stopping
         self.progress = progress
         self.print_every = print_every
+        self.on_epoch_end = on_epoch_end
         self.optim_configs: dict[str, dict[str, Any]] = {}
         self.history: dict[str, Any] = {}
 
@@ -223,6 +227,9 @@ class Trainer:
             if self.print_every:
                 tqdm.write(f"(epoch {epoch + 1} / {self.num_epochs}) train acc {train_acc:.3f}; "
                            f"val acc {val_acc:.3f}; val loss {val_loss:.4f}")
+
+            if self.on_epoch_end is not None:
+                self.on_epoch_end(self, epoch)
 
             if schedule is None and self.lr_decay != 1.0:
                 for cfg in self.optim_configs.values():

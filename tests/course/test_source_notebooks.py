@@ -37,7 +37,7 @@ def test_every_exercise_has_visible_and_hidden_graded_tests(path):
         assert hidden.metadata["nbgrader"]["points"] > 0
         assert "### BEGIN HIDDEN TESTS" in hidden.source and "### END HIDDEN TESTS" in hidden.source
         solution = next(c for c in nb.cells if is_solution(c) and grade_id(c) == name).source
-        assert re.search(rf"^def {name}\(", solution, re.M), f"the solution cell {name} defines {name}"
+        assert re.search(rf"^(def|class) {name}\b", solution, re.M), f"the solution cell {name} defines {name}"
 
 
 def test_notebook_00_has_the_catalog_exercises_with_their_signatures():

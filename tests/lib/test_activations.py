@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from nnlab import activations as A
 from nnlab.gradcheck import numerical_gradient_array, relative_error
 
-fast = settings(max_examples=20, deadline=None, database=None)
+fast = settings(max_examples=20, deadline=None, database=None, derandomize=True)
 
 ALPHA = 0.2  # a non-default slope, so a hard-coded 0.01 would be caught
 
@@ -72,7 +72,9 @@ def test_matches_torch_and_numerical_gradient(name, shape, seed, scale):
 
     if scale <= 3.0:  # numerical gradients of saturated regions carry no information
         num = numerical_gradient_array(lambda z: fwd(z)[0], x.copy(), dout)
-        assert relative_error(dx, num) < 1e-7, f"{name}: backward disagrees with numerical gradient"
+        # Relative error, or absolute where the gradient is ~0 (saturation) and only noise is left.
+        assert relative_error(dx, num) < 1e-7 or np.max(np.abs(dx - num)) < 1e-9, \
+            f"{name}: backward disagrees with numerical gradient"
 
 
 @pytest.mark.parametrize("name", CASES)

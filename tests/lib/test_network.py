@@ -223,3 +223,20 @@ def test_bad_arguments_raise():
         FullyConnectedNet([5, 3], keep_prob=0.0, rng=rng)
     with pytest.raises(ValueError):
         FullyConnectedNet([5, 3], rng=rng).loss(np.ones((2, 5)), mode="eval")
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_fast_paths_match_the_plain_affine_layers(dtype):
+    # With the reference affine pair the net skips dX of the first layer and adds the bias in
+    # place; a wrapped pair goes through the plain functions. Both must agree exactly.
+    X, y = small_problem(n=7)
+    fast = FullyConnectedNet([5, 6, 6, 4], rng=np.random.default_rng(0), dtype=dtype)
+    plain = FullyConnectedNet([5, 6, 6, 4], rng=np.random.default_rng(0), dtype=dtype)
+    plain.affine = (lambda x, W, b: layers.affine_forward(x, W, b),
+                    lambda dout, cache: layers.affine_backward(dout, cache))
+    loss_fast, grads_fast = fast.loss(X, y)
+    loss_plain, grads_plain = plain.loss(X, y)
+    assert loss_fast == loss_plain
+    for k in grads_fast:
+        np.testing.assert_array_equal(grads_fast[k], grads_plain[k])
+        assert grads_fast[k].dtype == dtype

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from nnlab import normalization as N
 from nnlab.gradcheck import numerical_gradient_array, relative_error
 
-fast = settings(max_examples=25, deadline=None, database=None)
+fast = settings(max_examples=25, deadline=None, database=None, derandomize=True)
 
 
 def problem(seed, n, d, shift=0.0, scale=1.0):
@@ -103,7 +103,10 @@ def test_batchnorm_train_matches_torch(n, d, seed, shift, scale):
     np.testing.assert_allclose(bn_param["running_mean"], t_rm.numpy(), rtol=1e-12)
     np.testing.assert_allclose(bn_param["running_var"], 0.9 * rv + 0.1 * x.var(axis=0), rtol=1e-12)
 
-    numerical_check(N.batchnorm_forward, lambda: {"mode": "train"}, x, gamma, beta, dout, grads)
+    # Central differences need h = 1e-5 to be tiny next to the batch spread; two nearly equal
+    # samples (possible when N = 2) would make the numerical estimate, not the backward, wrong.
+    if x.std(axis=0).min() > 0.05 * scale:
+        numerical_check(N.batchnorm_forward, lambda: {"mode": "train"}, x, gamma, beta, dout, grads)
 
 
 @fast
@@ -154,7 +157,8 @@ def test_layernorm_matches_torch(n, d, seed, shift, scale):
     x, gamma, beta, dout = problem(seed, n, d, shift, scale)
     gold = lambda tx, tg, tb: F.layer_norm(tx, (d,), tg, tb, eps=1e-5)
     _, grads = check_against(N.layernorm_forward, N.layernorm_backward, {"eps": 1e-5}, gold, x, gamma, beta, dout)
-    numerical_check(N.layernorm_forward, lambda: {"eps": 1e-5}, x, gamma, beta, dout, grads)
+    if x.std(axis=1).min() > 0.05 * scale:  # see the batch norm test: no nearly equal features
+        numerical_check(N.layernorm_forward, lambda: {"eps": 1e-5}, x, gamma, beta, dout, grads)
 
 
 def test_layernorm_uses_eps():

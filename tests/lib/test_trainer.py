@@ -167,3 +167,26 @@ def test_missing_data_key_raises():
     net = FullyConnectedNet([6, 3], rng=np.random.default_rng(0))
     with pytest.raises(KeyError):
         Trainer(net, {"X_train": np.ones((2, 6)), "y_train": np.zeros(2, int)}, rng=np.random.default_rng(0))
+
+
+def test_on_epoch_end_sees_each_epoch():
+    seen = []
+
+    def record(trainer, epoch):
+        seen.append((epoch, len(trainer.history["val_acc"]), trainer.model.params["W1"].copy()))
+
+    net, _, trainer = make(num_epochs=3, on_epoch_end=record)
+    trainer.train()
+    assert [(e, n) for e, n, _ in seen] == [(0, 1), (1, 2), (2, 3)]
+    np.testing.assert_array_equal(seen[-1][2], net.params["W1"])
+    assert not np.array_equal(seen[0][2], seen[1][2])
+
+
+def test_trains_on_image_shaped_inputs_and_float32():
+    rng = np.random.default_rng(0)
+    data = toy_data(d=8)
+    data = {k: (v.reshape(-1, 2, 4) if k.startswith("X") else v) for k, v in data.items()}
+    net = FullyConnectedNet([8, 10, 3], rng=rng, dtype=np.float32)
+    h = Trainer(net, data, rng=rng, num_epochs=2, progress=False).train()
+    assert len(h["val_acc"]) == 2
+    assert all(p.dtype == np.float32 for p in net.params.values())

@@ -1,0 +1,210 @@
+"""One submission, graded by nbgrader in a scratch course of its own: the unit of parallel grading.
+
+A :class:`Job` carries everything as bytes (config, source, gradebook, submission),
+so it runs the same in a local worker process or on a Dask worker on another
+machine. :func:`run_job` autogrades it with nbgrader's own API in the worker and
+returns an :class:`Outcome` (scores per grade cell, the autograded files) that
+:func:`merge` writes into the course's one gradebook, from one process only:
+SQLite is never written concurrently.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+EXPERIMENT_TAG = "experiment"
+
+
+@dataclass
+class Job:
+    assignment: str
+    student: str
+    config: bytes                       # nbgrader_config.py
+    source: dict[str, bytes]            # source/<assignment>/ files by relative path
+    gradebook: bytes                    # gradebook.db that knows the assignment's cells
+    submission: dict[str, bytes]        # submitted/<student>/<assignment>/ files by relative path
+    skip_experiments: bool = True       # drop cells tagged "experiment": no graded cell depends on them
+
+
+@dataclass
+class Outcome:
+    student: str
+    ok: bool
+    problem: str = ""
+    timestamp: str | None = None
+    grades: dict[str, float | None] = field(default_factory=dict)   # grade cell id -> auto score
+    comments: dict[str, str | None] = field(default_factory=dict)   # solution cell id -> auto comment
+    notebook: str = ""                                              # notebook name (no .ipynb)
+    autograded: dict[str, bytes] = field(default_factory=dict)      # autograded/<student>/<assignment>/ files
+    seconds: float = 0.0
+    log: str = ""
+
+
+def read_tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def write_tree(folder: Path, files: dict[str, bytes]) -> None:
+    for rel, data in files.items():
+        path = folder / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+
+@contextmanager
+def quiet_nbgrader():
+    """nbgrader's own SQLAlchemy usage warns on every submission (SAWarning, a RuntimeWarning): silence it."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        yield
+
+
+def make_job(root: Path, assignment: str, student: str, skip_experiments: bool = True) -> Job:
+    return Job(assignment, student, (root / "nbgrader_config.py").read_bytes(),
+               read_tree(root / "source" / assignment), (root / "gradebook.db").read_bytes(),
+               read_tree(root / "submitted" / student / assignment), skip_experiments)
+
+
+def drop_experiments(path: Path) -> None:
+    """Remove the cells tagged ``experiment`` (training runs no test depends on) from a notebook copy."""
+    try:
+        nb = nbformat.read(path, as_version=4)
+    except Exception:  # an unreadable notebook is graded (and explained) as it is
+        return
+    nb.cells = [c for c in nb.cells if EXPERIMENT_TAG not in c.get("metadata", {}).get("tags", [])]
+    nbformat.write(nb, path)
+
+
+def run_job(job: Job) -> Outcome:
+    """Autograde one submission in a scratch course (``nbgrader autograde`` through its Python API)."""
+    start = time.perf_counter()
+    scratch = Path(tempfile.mkdtemp(prefix=f"grade-{job.student}-"))
+    try:
+        with quiet_nbgrader():
+            outcome = _autograde_in(scratch, job)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    outcome.seconds = time.perf_counter() - start
+    return outcome
+
+
+def _autograde_in(scratch: Path, job: Job) -> Outcome:
+    from nbgrader.api import Gradebook, MissingEntry
+    from nbgrader.apps import NbGraderAPI
+    from nbgrader.coursedir import CourseDirectory
+    from traitlets.config.loader import PyFileConfigLoader
+
+    (scratch / "nbgrader_config.py").write_bytes(job.config)
+    (scratch / "gradebook.db").write_bytes(job.gradebook)
+    write_tree(scratch / "source" / job.assignment, job.source)
+    sub = scratch / "submitted" / job.student / job.assignment
+    write_tree(sub, job.submission)
+    if job.skip_experiments:
+        for nb_path in sub.glob("*.ipynb"):
+            drop_experiments(nb_path)
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(scratch)).load_config()
+    config.CourseDirectory.root = str(scratch)
+    api = NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
+    result = api.autograde(job.assignment, job.student, force=True, create=True)
+    outcome = Outcome(job.student, bool(result.get("success")), log=result.get("log", "") or "")
+    if not outcome.ok:
+        outcome.problem = _last_error(result)
+    with Gradebook(f"sqlite:///{scratch / 'gradebook.db'}") as gb:
+        try:
+            submission = gb.find_submission(job.assignment, job.student)
+        except MissingEntry:
+            outcome.ok = False
+            outcome.problem = outcome.problem or "nbgrader recorded no submission"
+            return outcome
+        outcome.timestamp = submission.timestamp.isoformat() if submission.timestamp else None
+        for nb in submission.notebooks:
+            outcome.notebook = nb.name
+            outcome.grades = {g.name: g.auto_score for g in nb.grades}
+            outcome.comments = {c.name: c.auto_comment for c in nb.comments}
+    autograded = scratch / "autograded" / job.student / job.assignment
+    outcome.autograded = read_tree(autograded) if autograded.is_dir() else {}
+    if outcome.ok and not outcome.autograded:
+        outcome.ok, outcome.problem = False, "nbgrader wrote no autograded notebook"
+    return outcome
+
+
+def _last_error(result: dict) -> str:
+    text = (result.get("error") or "") + "\n" + (result.get("log") or "")
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    for marker in ("Kernel died", "DeadKernelError", "CellTimeoutError", "Error", "error"):
+        hits = [ln for ln in lines if marker in ln]
+        if hits:
+            return "nbgrader could not grade it: " + hits[-1][:300]
+    return "nbgrader could not grade it"
+
+
+def merge(root: Path, assignment: str, outcome: Outcome) -> None:
+    """Write one outcome into the course's gradebook and ``autograded/`` (call from one process only)."""
+    from datetime import datetime
+
+    from nbgrader.api import Gradebook
+
+    dest = root / "autograded" / outcome.student / assignment
+    if dest.exists():
+        shutil.rmtree(dest)
+    if not outcome.ok:
+        with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
+            gb.update_or_create_student(outcome.student)
+        return
+    write_tree(dest, outcome.autograded)
+    with quiet_nbgrader(), Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
+        gb.update_or_create_student(outcome.student)
+        ts = datetime.fromisoformat(outcome.timestamp) if outcome.timestamp else None
+        gb.update_or_create_submission(assignment, outcome.student, timestamp=ts)
+        for grade_id, score in outcome.grades.items():
+            grade = gb.find_grade(grade_id, outcome.notebook, assignment, outcome.student)
+            grade.auto_score = score
+            grade.needs_manual_grade = grade.manual_score is not None or score is None
+        for cell_id, text in outcome.comments.items():
+            gb.find_comment(cell_id, outcome.notebook, assignment, outcome.student).auto_comment = text
+        gb.db.commit()
+
+
+def run_jobs(jobs: list[Job], *, workers: int = 1, scheduler: str | None = None, progress: bool = True):
+    """Yield the outcome of every job as it finishes: here, in ``workers`` local processes, or on Dask.
+
+    ``scheduler`` is a Dask scheduler address (``tcp://host:8786``); its workers need this course's
+    packages installed. Progress (with an ETA) is shown with tqdm.
+    """
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(jobs), desc="autograde", unit="submission", disable=not progress or not jobs)
+    try:
+        if scheduler:
+            from distributed import Client, as_completed
+
+            with Client(scheduler, timeout="30s") as client:
+                futures = client.map(run_job, jobs, pure=False, key=[f"grade-{j.student}" for j in jobs])
+                for future in as_completed(futures):
+                    bar.update()
+                    yield future.result()
+        elif workers <= 1 or len(jobs) <= 1:
+            for job in jobs:
+                outcome = run_job(job)
+                bar.update()
+                yield outcome
+        else:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor, as_completed as done
+
+            ctx = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+                for future in done([pool.submit(run_job, job) for job in jobs]):
+                    bar.update()
+                    yield future.result()
+    finally:
+        bar.close()

@@ -1,0 +1,125 @@
+"""What notebook 01 says about its experiments holds, checked on the references (fast versions)."""
+
+import numpy as np
+import pytest
+
+from nnlab import activations as A
+from nnlab.experiments import activations as exp
+
+PAIRS = {name: (getattr(A, f"{name}_forward"), getattr(A, f"{name}_backward"))
+         for name in ["sigmoid", "tanh", "relu", "leaky_relu", "softplus", "swish"]}
+
+
+# --------------------------------------------------------------------------- 9.1 curves
+
+def test_curves_slopes_and_the_two_class_softmax():
+    x = np.linspace(-5, 5, 1001)
+    v = exp.curves(PAIRS, x)
+    ds = v["sigmoid"][1]
+    assert abs(ds.max() - 0.25) < 1e-12 and x[np.argmax(ds)] == 0  # at most 1/4, at 0
+    assert abs(ds[-1] - 0.0066) < 1e-4 and abs(ds[0] - 0.0066) < 1e-4  # 0.0066 at |x| = 5
+    assert abs(v["tanh"][1].max() - 1.0) < 1e-12  # tanh's peak slope is 1: 4 times the sigmoid's
+    assert set(np.unique(v["relu"][1])) == {0.0, 1.0}
+    assert set(np.unique(v["leaky_relu"][1])) == {0.01, 1.0}
+    np.testing.assert_allclose(v["softplus"][1], v["sigmoid"][0], rtol=1e-12)  # softplus' = sigmoid
+    swish, dswish = v["swish"]
+    assert abs(swish.min() + 0.278) < 1e-3 and abs(x[np.argmin(swish)] + 1.28) < 0.01
+    assert abs(dswish.max() - 1.10) < 5e-3 and dswish.max() > 1
+    two_class = A.softmax(np.stack([x, np.zeros_like(x)], axis=1))[:, 0]
+    assert np.abs(two_class - v["sigmoid"][0]).max() < 1e-15
+
+
+# --------------------------------------------------------------------------- 9.2 linear stacks
+
+def test_collapse_linear_is_the_composed_affine_map():
+    rng = np.random.default_rng(0)
+    sizes = [3, 5, 4, 2]
+    Ws = [rng.standard_normal((a, b)) for a, b in zip(sizes[:-1], sizes[1:])]
+    bs = [rng.standard_normal(b) for b in sizes[1:]]
+    X = rng.standard_normal((6, 3))
+    h = X
+    for W, b in zip(Ws, bs):
+        h = h @ W + b
+    W, b = exp.collapse_linear(Ws, bs)
+    assert W.shape == (3, 2) and b.shape == (2,)
+    np.testing.assert_allclose(X @ W + b, h, rtol=1e-12, atol=1e-12)
+
+
+def test_random_linear_stack_equals_its_collapse_to_rounding():
+    gap = exp.linear_stack_gap()
+    assert gap["max_diff"] < 1e-13 and gap["max_score"] > 1
+
+
+@pytest.fixture(scope="module")
+def moons_runs():
+    data = exp.moons_data()
+    runs = {name: exp.train_on_moons(act, data) for name, act in
+            [("identity", "identity"), ("relu", PAIRS["relu"]), ("tanh", PAIRS["tanh"])]}
+    return data, runs
+
+
+def test_linear_net_is_no_better_than_one_layer_and_nonlinear_nets_fit_the_moons(moons_runs):
+    data, runs = moons_runs
+    net, hist = runs["identity"]
+    assert 0.85 <= hist["train_acc"][-1] <= 0.92  # "89% training accuracy"
+    acc_net, acc_one = exp.collapsed_accuracy(net, data["X_val"], data["y_val"])
+    assert acc_net == acc_one == hist["val_acc"][-1]  # "exactly what its collapsed single layer gets"
+    assert abs(acc_net - 0.87) < 0.03
+    for name in ("relu", "tanh"):
+        _, h = runs[name]
+        assert h["train_acc"][-1] >= 0.99 and h["val_acc"][-1] >= 0.98, name
+        assert h["val_acc"][-1] > acc_net + 0.08
+
+
+# --------------------------------------------------------------------------- 9.3 vanishing gradients
+
+def test_sigmoid_gradients_vanish_toward_the_input_but_tanh_and_relu_do_not():
+    sig = exp.gradient_norms(PAIRS["sigmoid"], "xavier")
+    tanh = exp.gradient_norms(PAIRS["tanh"], "xavier")
+    relu = exp.gradient_norms(PAIRS["relu"], "he")
+    assert sig.shape == (10,)
+    assert sig[0] / sig[8] < 1e-4  # "the first layer's gradient is 1e-5 of the ninth's"
+    assert np.all(np.diff(sig) > 0)  # shrinking at every layer toward the input
+    assert 3.5 < (sig[8] / sig[0]) ** (1 / 8) < 5  # "about 4.3x per layer"
+    for g in (tanh, relu):  # "within a factor 1.7": no vanishing at initialization
+        assert g.max() / g.min() < 2
+
+
+# --------------------------------------------------------------------------- 9.4 dying ReLUs
+
+@pytest.fixture(scope="module")
+def dying_runs():
+    kw = {"num_epochs": 4}
+    return {"relu_low": exp.dying_relu_run(PAIRS["relu"], lr_high=0.1, **kw),
+            "relu_high": exp.dying_relu_run(PAIRS["relu"], lr_high=2.0, **kw),
+            "leaky_high": exp.dying_relu_run(PAIRS["leaky_relu"], lr_high=2.0, **kw)}
+
+
+def test_a_sane_learning_rate_kills_no_relu(dying_runs):
+    r = dying_runs["relu_low"]
+    assert r["dead"][0] <= 0.06 and max(r["dead"]) == r["dead"][0]  # only those dead from the start
+
+
+def test_one_epoch_at_a_too_high_learning_rate_kills_most_relus_for_good(dying_runs):
+    r = dying_runs["relu_high"]
+    assert r["dead"][1] > 0.6 and r["dead"][-1] >= r["dead"][1]
+    assert r["dead"] == r["negative"]  # for ReLU dead and negative coincide
+    assert r["revived"] == 0.0
+    assert r["val_acc"][-1] < dying_runs["relu_low"]["val_acc"][-1] - 0.02
+
+
+def test_leaky_units_are_pushed_negative_as_often_but_none_is_dead(dying_runs):
+    leaky, relu = dying_runs["leaky_high"], dying_runs["relu_high"]
+    assert max(leaky["dead"]) == 0.0
+    assert leaky["negative"][1] > 0.6 and abs(leaky["negative"][1] - relu["negative"][1]) < 0.1
+    assert leaky["revived"] < 0.05  # "do not come back either"
+
+
+def test_unit_states_count_units_without_gradient():
+    from nnlab.network import FullyConnectedNet
+
+    net = FullyConnectedNet([2, 4, 2], rng=np.random.default_rng(0))
+    net.params["b1"] = np.array([-100.0, 100.0, -100.0, 100.0])  # units 0 and 2 negative on every input
+    X = np.random.default_rng(1).uniform(-1, 1, size=(50, 2))
+    assert exp.unit_states(net, PAIRS["relu"], X) == (0.5, 0.5)
+    assert exp.unit_states(net, PAIRS["leaky_relu"], X) == (0.0, 0.5)

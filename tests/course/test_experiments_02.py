@@ -1,0 +1,117 @@
+"""What notebook 02 says about its experiments holds, checked on the references (the same small runs, a few seconds)."""
+
+import numpy as np
+import pytest
+
+from nnlab import init
+from nnlab.experiments import initialization as exp
+
+LOG2 = np.log(2)
+
+
+def large(fan_in, fan_out, rng):
+    return init.random_init(fan_in, fan_out, rng, scale=1.0)
+
+
+def constant(fan_in, fan_out, rng):
+    return np.full((fan_in, fan_out), 0.1)
+
+
+SCHEMES = {"small": init.random_init, "large": large, "xavier": init.xavier_init, "he": init.he_init}
+
+
+def test_symmetric_starts_stay_symmetric_and_random_ones_do_not():
+    sym = exp.symmetry_experiment({"zeros": init.zeros_init, "constant": constant, "small": init.random_init})
+    zeros, const, small = sym["zeros"], sym["constant"], sym["small"]
+    # zeros: nothing but the output bias moves; chance accuracy
+    assert np.all(zeros["spread"] == 0) and np.all(zeros["weight_norm"] == 0)
+    assert zeros["test_acc"] == 0.5 and np.all(zeros["hidden"] == 0)
+    # a constant: the weights move, every unit stays identical (one unit copied 16 times), and it still learns
+    assert np.all(const["spread"] < 1e-12)
+    assert np.allclose(const["hidden"], const["hidden"][:, :1], rtol=0, atol=1e-12)
+    assert const["weight_norm"][0, 0] == pytest.approx(1.39, abs=0.01)
+    assert const["weight_norm"][0, -1] == pytest.approx(1.60, abs=0.02)
+    assert const["test_acc"] >= 0.94
+    # small random weights: units differ from the start and drift apart
+    assert small["spread"][0, 0] == pytest.approx(0.03, abs=0.01)
+    assert small["spread"][0, -1] == pytest.approx(0.16, abs=0.02)
+
+
+def test_activations_vanish_explode_or_stay_healthy():
+    tanh = exp.activation_statistics(SCHEMES, "tanh")
+    relu = exp.activation_statistics(SCHEMES, "relu")
+    # tanh
+    assert tanh["small"]["std"][0] == pytest.approx(0.16, abs=0.01) and tanh["small"]["std"][-1] < 3e-8
+    assert np.all(tanh["large"]["saturated"] > 0.85) and np.all(tanh["large"]["saturated"] < 0.89)
+    assert tanh["xavier"]["std"][0] == pytest.approx(0.63, abs=0.01)
+    assert tanh["xavier"]["std"][-1] == pytest.approx(0.23, abs=0.01)
+    assert np.all(np.diff(tanh["xavier"]["std"]) < 0)  # shrinks at every layer
+    assert tanh["he"]["std"][0] == pytest.approx(0.72, abs=0.01)
+    assert tanh["he"]["std"][-1] == pytest.approx(0.56, abs=0.01)
+    # relu
+    assert 1e-10 < relu["small"]["std"][-1] < 1e-9
+    assert 1e10 < relu["large"]["std"][-1] < 1e11
+    ratios = relu["xavier"]["std"][1:] / relu["xavier"]["std"][:-1]
+    assert np.all(np.abs(ratios - 1 / np.sqrt(2)) < 0.08)  # a factor sqrt(2) per layer
+    assert relu["xavier"]["std"][0] == pytest.approx(0.58, abs=0.01)
+    assert relu["xavier"]["std"][-1] == pytest.approx(0.023, abs=0.002)
+    assert relu["he"]["std"][0] == pytest.approx(0.82, abs=0.01)
+    assert relu["he"]["std"][-1] == pytest.approx(0.75, abs=0.01)
+
+
+@pytest.fixture(scope="module")
+def runs():
+    return exp.compare_inits({"zeros": init.zeros_init, **SCHEMES}, seeds=(0, 1, 2, 3))
+
+
+def test_zeros_never_learn_and_tiny_weights_plateau_first(runs):
+    zeros, small = runs["zeros"], runs["small"]
+    assert np.all(np.abs(zeros["train_loss"] - LOG2) < 1e-3) and np.all(zeros["test_acc"] == 0.5)
+    loss = small["train_loss"].mean(axis=0)
+    assert np.all(np.abs(loss[:11] - LOG2) < 0.03)          # the plateau: about 10 epochs at log 2
+    assert loss[10] == pytest.approx(0.677, abs=0.01)
+    assert loss[-1] < 0.1                                  # then it learns
+    test = {name: r["test_acc"][:, -1].mean() for name, r in runs.items()}
+    assert test["small"] == pytest.approx(0.958, abs=0.01)
+    assert test["small"] >= max(test.values())            # and ends with the best test accuracy
+
+
+def test_large_weights_saturate_fit_and_generalize_worse(runs):
+    big = runs["large"]
+    assert big["train_loss"][:, 0].mean() == pytest.approx(3.87, abs=0.05)
+    assert np.all((big["saturated_init"] > 0.55) & (big["saturated_init"] < 0.63))
+    assert np.all((big["saturated_final"] > 0.55) & (big["saturated_final"] < 0.63))
+    assert big["train_acc"][:, -1].mean() == 1.0 and big["train_loss"][:, -1].mean() < 0.006
+    test = big["test_acc"][:, -1]
+    assert test.mean() == pytest.approx(0.892, abs=0.01) and test.min() >= 0.86 and test.max() <= 0.95
+    assert runs["xavier"]["test_acc"][:, -1].mean() == pytest.approx(0.948, abs=0.01)
+    assert runs["he"]["test_acc"][:, -1].mean() == pytest.approx(0.935, abs=0.01)
+    assert test.mean() < min(runs[k]["test_acc"][:, -1].mean() for k in ("small", "xavier", "he")) - 0.03
+    assert np.all(runs["xavier"]["saturated_final"] < 0.01)
+
+
+def test_which_layer_converges_faster_depends_on_the_measure():
+    ch = exp.layer_weight_changes(init.he_init)
+    rel = ch["relative_change"].mean(axis=(0, 2))
+    assert rel[3] > 3 * rel[:3].max() and rel[0] < rel[1:].min()   # output fastest, first slowest
+    assert rel[1] > rel[2]                                          # but the middle layers out of order
+    assert np.allclose(rel, [0.002, 0.0037, 0.0031, 0.0134], atol=0.0005)
+    assert ch["relative_change"][:, 3, 0].mean() == pytest.approx(0.13, abs=0.01)
+    rem10 = ch["remaining"][:, :, 10].mean(axis=0)
+    assert np.allclose(rem10, [0.47, 0.38, 0.32, 0.33], atol=0.015)
+    assert rem10[0] == rem10.max() and rem10[2] == rem10.min()      # first layer lags, W3 furthest along
+    assert np.all(ch["remaining"][:, :, 10].argmax(axis=1) == 0)    # in every seed
+    absolute = ch["absolute_change"].mean(axis=(0, 2))
+    assert absolute[3] < absolute[1]                               # small norm, not big steps
+
+
+def test_initial_loss_is_log_c_only_when_scores_start_near_zero():
+    classes = [2, 3, 5, 10, 20, 50, 100]
+    losses = exp.initial_losses({"zeros": init.zeros_init, **SCHEMES}, classes)
+    shrunk = exp.initial_losses({"he": init.he_init}, classes, last_layer_scale=0.01)["he"]
+    excess = {k: v - np.log(classes) for k, v in losses.items()}
+    for near in (excess["zeros"], excess["small"], shrunk - np.log(classes)):
+        assert np.all(np.abs(near) < 0.005)
+    assert np.all((excess["xavier"] > 0.085) & (excess["xavier"] < 0.225))
+    assert np.all((excess["he"] > 0.435) & (excess["he"] < 1.115))
+    assert np.all((excess["large"] > 335) & (excess["large"] < 1050))

@@ -1,0 +1,100 @@
+"""What notebook 03 says about its experiments holds, checked on the references.
+
+The notebook's runs are small already (a 64-100-10 net on the digits, a few seconds in all), so these are the same
+runs; the assertions use margins rather than the printed digits, which may move in the last place with the BLAS.
+"""
+
+import numpy as np
+import pytest
+
+from nnlab import regularization as R
+from nnlab.experiments import regularization as exp
+
+L2 = (R.l2_penalty, R.l2_penalty_grads)
+L1 = (R.l1_penalty, R.l1_penalty_grads)
+
+
+@pytest.fixture(scope="module")
+def noisy():
+    return exp.digits_splits(n_train=200, label_noise=0.2)
+
+
+def test_splits_are_60_20_20_and_the_noise_only_touches_training_labels(noisy):
+    full = exp.digits_splits(n_train=None)
+    assert (len(full["y_train"]), len(full["y_val"]), len(full["y_test"])) == (1079, 359, 359)
+    assert noisy["wrong"].sum() == 30 and len(noisy["y_train"]) == 200
+    np.testing.assert_array_equal(noisy["y_val"], full["y_val"])
+    np.testing.assert_array_equal(noisy["y_train_clean"], full["y_train"][:200])
+
+
+def test_bias_variance_diagnoses():
+    # "3 units and lambda = 10: high bias; 100 samples: high variance; L2 (lambda = 3) did not cure it, more data did."
+    fits = exp.bias_variance(*L2)
+    d = {name: r["diagnosis"] for name, r in fits.items()}
+    assert d == {"3 hidden units": "high bias", "100 units, λ = 10": "high bias",
+                 "100 units, 100 samples": "high variance",
+                 "100 units, 100 samples, λ = 3": "high bias and high variance",
+                 "100 units, 1079 samples": "good fit"}
+    small, reg, full = (fits[k] for k in ("100 units, 100 samples", "100 units, 100 samples, λ = 3",
+                                          "100 units, 1079 samples"))
+    assert fits["3 hidden units"]["train_err"] > 0.25 and fits["100 units, λ = 10"]["train_err"] > 0.5
+    assert small["train_err"] == 0 and 0.08 < small["dev_err"] < 0.16
+    assert reg["train_err"] > 0.05 and reg["dev_err"] > small["dev_err"] + 0.05  # L2 added bias, not less variance
+    assert full["dev_err"] < 0.04 and full["dev_err"] < small["dev_err"] / 3     # more data cured the variance
+
+
+def test_l2_closes_the_gap_on_noisy_labels(noisy):
+    runs = exp.lambda_curves(*L2, noisy, [0.0, 1.0, 3.0], num_epochs=100)
+    h0, h1, h3 = (runs[lam]["history"] for lam in (0.0, 1.0, 3.0))
+    # lambda = 0 learns every wrong label, its dev loss bottoms out early (epoch 11) and rises.
+    assert h0["train_acc"][-1] == 1.0 and runs[0.0]["memorized"] == 1.0
+    assert 5 <= int(np.argmin(h0["val_loss"])) <= 20 and h0["val_loss"][-1] > min(h0["val_loss"]) + 0.05
+    # lambda = 1 learns few wrong labels, its train accuracy drops below its dev accuracy.
+    assert runs[1.0]["memorized"] < 0.15
+    assert h1["train_acc"][-1] < h1["val_acc"][-1] and h1["val_acc"][-1] > h0["val_acc"][-1] + 0.05
+    # lambda = 3 is too much (bias); lambda = 1 is the dev set's choice and wins on the test set too.
+    assert h3["val_acc"][-1] < h1["val_acc"][-1] - 0.05 and h3["train_acc"][-1] < 0.8
+    assert max(runs, key=lambda lam: runs[lam]["history"]["val_acc"][-1]) == 1.0
+    assert runs[1.0]["test_acc"] > runs[0.0]["test_acc"] + 0.05
+
+
+def test_l1_makes_weights_nearly_but_not_exactly_zero_l2_shrinks_them():
+    runs = exp.weight_trajectories({"none": None, "l2": (*L2, 0.3), "l1": (*L1, 0.1)},
+                                   exp.digits_splits(n_train=None), num_epochs=30)
+    none, l2, l1 = runs["none"], runs["l2"], runs["l1"]
+    assert all(r["trajectories"].shape == (31, 50) for r in runs.values())
+    assert all(abs(r["val_acc"] - none["val_acc"]) < 0.02 for r in runs.values())  # about the same dev accuracy
+    assert l1["near_zero"] > 0.6 and l2["near_zero"] < 0.05 and none["near_zero"] < 0.01
+    assert none["exact_zero"] == l2["exact_zero"] == l1["exact_zero"] == 0.0       # not one exact zero
+    assert l2["mean_abs"] < 0.5 * none["mean_abs"] and np.abs(l2["W1"]).max() < np.abs(none["W1"]).max()
+    assert np.abs(l1["W1"]).max() > np.abs(l2["W1"]).max()                        # L1 keeps a few large weights
+
+
+def test_l1_subgradient_steps_jitter_around_zero_instead_of_stopping():
+    # The reason given for "no exact zeros": one step of size lr * lam / m jumps over 0.
+    w, lr, lam, m = np.array([0.01234]), 0.05, 0.1, 50
+    for _ in range(300):
+        w = w - lr * R.l1_penalty_grads({"W1": w}, lam, m)["W1"]  # passes 0 after 124 steps, then jitters
+    assert w[0] != 0 and abs(w[0]) <= lr * lam / m
+
+
+def test_early_stopping_restores_the_best_dev_epoch(noisy):
+    r = exp.early_stopping_run(R.EarlyStopping, noisy, patience=10, num_epochs=100)
+    full_val = np.array(r["full_history"]["val_loss"])
+    assert r["best_epoch"] == int(np.argmin(full_val)) and 5 <= r["best_epoch"] <= 20  # 11 in the notebook
+    assert r["stop_epoch"] == r["best_epoch"] + 10 and r["history"]["stopped_early"]
+    np.testing.assert_allclose(r["history"]["val_loss"], full_val[:r["stop_epoch"] + 1], rtol=0, atol=0)
+    assert r["restored_val_loss"] == pytest.approx(full_val.min(), rel=1e-12)
+    assert r["restored_test_acc"] > r["full_test_acc"] + 0.05
+
+
+def test_early_stopping_experiment_exposes_an_early_stopper_that_keeps_references(noisy):
+    class KeepsReferences(R.EarlyStopping):
+        def step(self, val_loss, params):
+            stop = super().step(val_loss, params)
+            if self.best_epoch == self.epoch - 1:
+                self.best_params = params  # the live dict
+            return stop
+
+    r = exp.early_stopping_run(KeepsReferences, noisy, patience=10, num_epochs=30)
+    assert r["restored_val_loss"] > min(r["full_history"]["val_loss"]) + 1e-3
