@@ -1,0 +1,59 @@
+"""Parallel, distributed and cheap autograding give exactly the grades of a plain sequential run."""
+
+import pytest
+
+from course import grade
+from course.jobs import make_job, run_job
+from course.notebooks import grade_id, is_grade, is_solution, read_notebook
+from tests.conftest import ROOT
+
+A = "00_gradient_checking"
+pytestmark = pytest.mark.slow
+
+
+def scores(root, students, problems):
+    return {r.student_id: [c.score for c in r.cells] for r in grade.results(root, A, students, problems)}
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "source").glob("*/*.ipynb")), ids=lambda p: p.parent.name)
+def test_plain_code_cells_are_tagged_as_experiments(path):
+    """Autograding skips cells tagged "experiment"; every plain code cell must be one, and no graded cell."""
+    for cell in read_notebook(path).cells:
+        tags = cell.get("metadata", {}).get("tags", [])
+        if cell.cell_type != "code":
+            continue
+        if is_grade(cell) or is_solution(cell) or grade_id(cell):
+            assert "experiment" not in tags, grade_id(cell)
+        else:
+            assert "experiment" in tags, cell.source[:80]
+
+
+def test_parallel_grading_matches_sequential(scratch_course):
+    root = scratch_course
+    students = grade.collect_folder(root, A, root / "examples" / "class_00")
+    sequential = scores(root, students, grade.autograde(root, A, students, workers=1, progress=False))
+    parallel = scores(root, students, grade.autograde(root, A, students, workers=2, progress=False))
+    assert parallel == sequential
+    assert sum(sequential["ada"]) == 18 and sum(sequential["dev"]) == 12
+
+
+def test_skipping_experiments_changes_no_grade(scratch_course):
+    root = scratch_course
+    grade.collect_folder(root, A, root / "examples" / "class_00")
+    grade.ensure_gradebook(root, A)
+    for student in ("ada", "ben", "dev"):
+        fast = run_job(make_job(root, A, student, skip_experiments=True))
+        full = run_job(make_job(root, A, student, skip_experiments=False))
+        assert fast.ok and full.ok and fast.grades == full.grades, student
+
+
+def test_grading_on_a_local_dask_cluster(scratch_course):
+    distributed = pytest.importorskip("distributed")
+    root = scratch_course
+    students = grade.collect_folder(root, A, root / "examples" / "class_00")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None) as cluster:
+        problems = grade.autograde(root, A, students, scheduler=cluster.scheduler_address, progress=False)
+    result = {sid: sum(s) for sid, s in scores(root, students, problems).items()}
+    assert result == {"ada": 18, "ben": 9, "cleo": 0, "dev": 12, "eve": 0}
+    assert "not a valid notebook" in problems["eve"]
