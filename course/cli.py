@@ -78,6 +78,17 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return 0 if result.score == result.max_score else 1
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from course.bench import run_bench
+
+    if args.submissions < 1 or (args.workers is not None and args.workers < 1):
+        print("error: --submissions and --workers must be at least 1", file=sys.stderr)
+        return 2
+    print(run_bench(course_root(), submissions=args.submissions, workers=args.workers,
+                    assignment=args.assignment, skip=tuple(args.skip)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="course",
@@ -88,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
               course build                          # release/ and executed solutions/ for every notebook
               course grade 00_gradient_checking --submissions examples/class_00
               course check release/00_gradient_checking/00_gradient_checking.ipynb
+              course bench                          # speed and memory on this machine
             """),
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -137,6 +149,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("notebook", metavar="NOTEBOOK")
     p.add_argument("--assignment", help="the assignment (default: from the notebook's name)")
     p.set_defaults(func=_cmd_check)
+
+    p = sub.add_parser("bench", help="measure notebook run times, grading speed and training-step speed",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Measure, on this machine: each solution notebook's headless execution time "
+                                   "and peak memory; sequential nbgrader autograde vs the parallel grader on N "
+                                   "synthetic correct submissions; one training step of the library's network vs "
+                                   "PyTorch in float64 and float32. Prints a report; takes a few minutes.",
+                       epilog="examples:\n  course bench\n  course bench --submissions 16 --skip training")
+    p.add_argument("--submissions", type=int, default=8, metavar="N", help="synthetic submissions to grade (default 8)")
+    p.add_argument("--workers", type=int, default=None, metavar="N", help="parallel workers (default: one per core)")
+    p.add_argument("--assignment", default=None, help="assignment to grade (default: the first)")
+    p.add_argument("--skip", action="append", default=[], choices=["notebooks", "grading", "training"],
+                   help="leave out a part (repeatable)")
+    p.set_defaults(func=_cmd_bench)
     return parser
 
 

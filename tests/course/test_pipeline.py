@@ -167,3 +167,13 @@ def test_cli_help_and_bad_arguments(scratch_course):
     assert proc.returncode == 2 and "unknown assignment" in proc.stderr and A in proc.stderr
     proc = run_course(scratch_course, "frobnicate")
     assert proc.returncode == 2 and "invalid choice" in proc.stderr
+
+
+def test_bench_measures_and_rejects_bad_arguments(scratch_course):
+    from course.bench import bench_training_step
+    t = bench_training_step(sizes=(20, 16, 3), batch=8, repeats=2)
+    assert all(t[k] > 0 for k in ("nnlab_float64_ms", "torch_float64_ms", "ratio_float32"))
+    proc = run_course(scratch_course, "bench", "--submissions", "0")
+    assert proc.returncode == 2 and "at least 1" in proc.stderr
+    proc = run_course(scratch_course, "bench", "--skip", "nothing")
+    assert proc.returncode == 2 and "invalid choice" in proc.stderr
