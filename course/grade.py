@@ -18,6 +18,7 @@ from nbgrader.api import Gradebook, MissingEntry
 from course.build import build_release, source_notebook
 from course.nbgrader_plugins import plain_error
 from course.jobs import make_job, merge, run_jobs
+from course.sandbox import Limits
 from course.nbgrader_run import run_nbgrader
 from course.notebooks import NotebookError, exercise_of, grade_cells, grade_id, read_notebook
 
@@ -111,7 +112,7 @@ def validate_submission(root: Path, assignment: str, student: str) -> str:
 
 
 def autograde(root: Path, assignment: str, students: list[str], *, workers: int = 1,
-              scheduler: str | None = None, progress: bool = True) -> dict[str, str]:
+              scheduler: str | None = None, progress: bool = True, limits: Limits | None = None) -> dict[str, str]:
     """Validate, then autograde the given students with nbgrader; returns problems by student id.
 
     Each submission is graded in a scratch course of its own (``course.jobs``), in ``workers``
@@ -122,7 +123,7 @@ def autograde(root: Path, assignment: str, students: list[str], *, workers: int 
     problems = {sid: validate_submission(root, assignment, sid) for sid in students}
     problems = {sid: why for sid, why in problems.items() if why}
     jobs = [make_job(root, assignment, sid) for sid in students if sid not in problems]
-    for outcome in run_jobs(jobs, workers=workers, scheduler=scheduler, progress=progress):
+    for outcome in run_jobs(jobs, workers=workers, scheduler=scheduler, progress=progress, limits=limits):
         merge(root, assignment, outcome)
         if not outcome.ok:
             problems[outcome.student] = outcome.problem

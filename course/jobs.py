@@ -10,7 +10,10 @@ SQLite is never written concurrently.
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import sys
 import tempfile
 import time
 import warnings
@@ -19,6 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
+
+from course import sandbox
+from course.sandbox import Limits
 
 EXPERIMENT_TAG = "experiment"
 
@@ -32,6 +38,7 @@ class Job:
     gradebook: bytes                    # gradebook.db that knows the assignment's cells
     submission: dict[str, bytes]        # submitted/<student>/<assignment>/ files by relative path
     skip_experiments: bool = True       # drop cells tagged "experiment": no graded cell depends on them
+    hide: list[str] = field(default_factory=list)  # folders the student's kernel must not see
 
 
 @dataclass
@@ -69,9 +76,11 @@ def quiet_nbgrader():
 
 
 def make_job(root: Path, assignment: str, student: str, skip_experiments: bool = True) -> Job:
+    hide = [str(root / d) for d in ("submitted", "autograded", "feedback", "source", "downloaded", "exchange")
+            if (root / d).is_dir()]
     return Job(assignment, student, (root / "nbgrader_config.py").read_bytes(),
                read_tree(root / "source" / assignment), (root / "gradebook.db").read_bytes(),
-               read_tree(root / "submitted" / student / assignment), skip_experiments)
+               read_tree(root / "submitted" / student / assignment), skip_experiments, hide)
 
 
 def drop_experiments(path: Path) -> None:
@@ -84,41 +93,83 @@ def drop_experiments(path: Path) -> None:
     nbformat.write(nb, path)
 
 
-def run_job(job: Job) -> Outcome:
-    """Autograde one submission in a scratch course (``nbgrader autograde`` through its Python API)."""
+def run_job(job: Job, limits: Limits | None = None) -> Outcome:
+    """Autograde one submission in a scratch course; the student's kernel runs in the sandbox.
+
+    nbgrader itself runs here (trusted) and is the only writer of the scratch gradebook. The
+    kernel (``course.kernel_sandbox``) can write only its own folder, sees no gradebook, source
+    or other submission, has no network, and has memory, process and wall-clock limits: hangs,
+    memory bombs, fork bombs and crashes become a plain reason for this one student.
+    """
+    limits = limits or Limits()
     start = time.perf_counter()
     scratch = Path(tempfile.mkdtemp(prefix=f"grade-{job.student}-"))
     try:
-        with quiet_nbgrader():
-            outcome = _autograde_in(scratch, job)
+        with quiet_nbgrader(), _sandbox_env(scratch, job, limits):
+            outcome = _autograde_in(scratch, job, limits)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     outcome.seconds = time.perf_counter() - start
     return outcome
 
 
-def _autograde_in(scratch: Path, job: Job) -> Outcome:
+@contextmanager
+def _sandbox_env(scratch: Path, job: Job, limits: Limits):
+    """Environment read by the sandboxed kernel launcher (and restored afterwards)."""
+    from course.kernel_sandbox import kernel_spec
+
+    course = scratch / "course"
+    work = course / "autograded" / job.student / job.assignment
+    for folder in (scratch / "ipc", scratch / "runtime", work):
+        folder.mkdir(parents=True, exist_ok=True)
+    values = {
+        "JUPYTER_PATH": str(kernel_spec(scratch / "jupyter")),
+        "JUPYTER_RUNTIME_DIR": str(scratch / "runtime"),
+        "COURSE_SANDBOX_DIR": str(work),
+        "COURSE_SANDBOX_IPC": str(scratch / "ipc"),
+        "COURSE_SANDBOX_HIDE": os.pathsep.join([str(course), *job.hide]),
+        "COURSE_SANDBOX_WALL": str(limits.wall_seconds),
+        "COURSE_SANDBOX_MEMORY": str(limits.memory_bytes),
+    }
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, old in saved.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
+
+
+def _autograde_in(scratch: Path, job: Job, limits: Limits) -> Outcome:
     from nbgrader.api import Gradebook, MissingEntry
     from nbgrader.apps import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory
     from traitlets.config.loader import PyFileConfigLoader
 
-    (scratch / "nbgrader_config.py").write_bytes(job.config)
-    (scratch / "gradebook.db").write_bytes(job.gradebook)
-    write_tree(scratch / "source" / job.assignment, job.source)
-    sub = scratch / "submitted" / job.student / job.assignment
+    course = scratch / "course"
+    (course / "nbgrader_config.py").write_bytes(job.config)
+    (course / "gradebook.db").write_bytes(job.gradebook)
+    write_tree(course / "source" / job.assignment, job.source)
+    sub = course / "submitted" / job.student / job.assignment
     write_tree(sub, job.submission)
     if job.skip_experiments:
         for nb_path in sub.glob("*.ipynb"):
             drop_experiments(nb_path)
-    config = PyFileConfigLoader("nbgrader_config.py", path=str(scratch)).load_config()
-    config.CourseDirectory.root = str(scratch)
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(course)).load_config()
+    config.CourseDirectory.root = str(course)
+    config.Execute.timeout = int(limits.cell_seconds)
+    config.Execute.kernel_name = "course-sandbox"
+    config.KernelManager.transport = "ipc"
+    config.KernelManager.ip = str(scratch / "ipc" / "kernel")
     api = NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
     result = api.autograde(job.assignment, job.student, force=True, create=True)
-    outcome = Outcome(job.student, bool(result.get("success")), log=result.get("log", "") or "")
+    outcome = Outcome(job.student, bool(result.get("success")), log=(result.get("log") or "")[-20000:])
     if not outcome.ok:
         outcome.problem = _last_error(result)
-    with Gradebook(f"sqlite:///{scratch / 'gradebook.db'}") as gb:
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
         try:
             submission = gb.find_submission(job.assignment, job.student)
         except MissingEntry:
@@ -130,7 +181,7 @@ def _autograde_in(scratch: Path, job: Job) -> Outcome:
             outcome.notebook = nb.name
             outcome.grades = {g.name: g.auto_score for g in nb.grades}
             outcome.comments = {c.name: c.auto_comment for c in nb.comments}
-    autograded = scratch / "autograded" / job.student / job.assignment
+    autograded = course / "autograded" / job.student / job.assignment
     outcome.autograded = read_tree(autograded) if autograded.is_dir() else {}
     if outcome.ok and not outcome.autograded:
         outcome.ok, outcome.problem = False, "nbgrader wrote no autograded notebook"
@@ -174,7 +225,8 @@ def merge(root: Path, assignment: str, outcome: Outcome) -> None:
         gb.db.commit()
 
 
-def run_jobs(jobs: list[Job], *, workers: int = 1, scheduler: str | None = None, progress: bool = True):
+def run_jobs(jobs: list[Job], *, workers: int = 1, scheduler: str | None = None, progress: bool = True,
+             limits: Limits | None = None):
     """Yield the outcome of every job as it finishes: here, in ``workers`` local processes, or on Dask.
 
     ``scheduler`` is a Dask scheduler address (``tcp://host:8786``); its workers need this course's
@@ -188,13 +240,14 @@ def run_jobs(jobs: list[Job], *, workers: int = 1, scheduler: str | None = None,
             from distributed import Client, as_completed
 
             with Client(scheduler, timeout="30s") as client:
-                futures = client.map(run_job, jobs, pure=False, key=[f"grade-{j.student}" for j in jobs])
+                futures = client.map(run_job, jobs, limits=limits, pure=False,
+                                     key=[f"grade-{j.student}" for j in jobs])
                 for future in as_completed(futures):
                     bar.update()
                     yield future.result()
         elif workers <= 1 or len(jobs) <= 1:
             for job in jobs:
-                outcome = run_job(job)
+                outcome = run_job(job, limits)
                 bar.update()
                 yield outcome
         else:
@@ -203,8 +256,9 @@ def run_jobs(jobs: list[Job], *, workers: int = 1, scheduler: str | None = None,
 
             ctx = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-                for future in done([pool.submit(run_job, job) for job in jobs]):
+                for future in done([pool.submit(run_job, job, limits) for job in jobs]):
                     bar.update()
                     yield future.result()
     finally:
         bar.close()
+

@@ -1,0 +1,225 @@
+"""A whole classroom on one machine: nbgrader's exchange in a folder, students in folders of their own.
+
+nbgrader hands assignments out and submissions in through an *exchange*, a folder that the instructor
+and every student can read and write (``<exchange>/<course_id>/outbound``, ``inbound``, ``feedback``).
+On one machine it is a plain folder (the course's ``exchange/`` is git-ignored) and the flow is::
+
+    instructor: generate_assignment -> release_assignment
+    student:    fetch_assignment -> (work) -> submit
+    instructor: collect -> autograde -> generate_feedback -> release_feedback
+    student:    fetch_feedback
+
+Every command here is nbgrader's own, run as a subprocess with the virtual environment on ``PATH``.
+On one machine every student is the same Unix user, so a student's id cannot come from the login:
+each student gets a working folder that is also their ``HOME`` and Jupyter folders (fetched assignments
+and nbgrader's submission cache land there, never in the instructor's course) and passes
+``--CourseDirectory.student_id``. Collection is told not to compare that id with the files' owner.
+
+``python -m course.classroom`` runs the whole flow on a scratch copy of the course with two fictional
+students (one hands in the solution, one the untouched release) and prints their feedback scores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+from course.nbgrader_run import NbgraderError, nbgrader_env, run_nbgrader
+
+COURSE_ID = "nn-training"  # as in nbgrader_config.py (CourseDirectory.course_id)
+EXCHANGE_DIR = "exchange"  # <course root>/exchange, git-ignored
+
+_FEEDBACK_SCORE = re.compile(r"\(Score: ([0-9.]+) / ([0-9.]+)\)")
+
+
+def _check(proc: subprocess.CompletedProcess, what: str) -> subprocess.CompletedProcess:
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-25:])
+        raise NbgraderError(f"`{what}` failed (exit {proc.returncode}):\n{tail}")
+    return proc
+
+
+@dataclass
+class Classroom:
+    """The instructor's side: the course root (holding ``nbgrader_config.py``) and the exchange folder."""
+
+    root: Path
+    exchange: Path
+    course_id: str = COURSE_ID
+    timeout: float | None = 600
+
+    def __post_init__(self) -> None:
+        self.root = Path(self.root).resolve()
+        self.exchange = Path(self.exchange).resolve()
+
+    def _settings(self) -> list[str]:
+        return [f"--Exchange.root={self.exchange}", f"--CourseDirectory.course_id={self.course_id}"]
+
+    def nbgrader(self, command: str, *args: str) -> subprocess.CompletedProcess:
+        """``nbgrader COMMAND ARGS`` as the instructor, in the course root, with this exchange."""
+        return run_nbgrader(self.root, command, *args, *self._settings(), timeout=self.timeout)
+
+    def generate(self, assignment: str) -> None:
+        """source/A -> release/A, and the assignment's cells recorded in the gradebook."""
+        self.nbgrader("generate_assignment", assignment, "--force")
+
+    def release(self, assignment: str) -> None:
+        """release/A -> <exchange>/<course>/outbound/A (creates the exchange folder if needed)."""
+        self.exchange.mkdir(parents=True, exist_ok=True)
+        self.nbgrader("release_assignment", assignment, "--force")
+
+    def collect(self, assignment: str) -> None:
+        """<exchange>/<course>/inbound -> submitted/<student>/A (the latest submission of each student)."""
+        self.nbgrader("collect", assignment, "--update", "--ExchangeCollect.check_owner=False")
+
+    def autograde(self, assignment: str) -> None:
+        self.nbgrader("autograde", assignment, "--force")
+
+    def generate_feedback(self, assignment: str) -> None:
+        self.nbgrader("generate_feedback", assignment, "--force")
+
+    def release_feedback(self, assignment: str) -> None:
+        self.nbgrader("release_feedback", assignment)
+
+    def student(self, student_id: str, folder: Path) -> Student:
+        return Student(student_id, Path(folder).resolve(), self)
+
+
+@dataclass
+class Student:
+    """One student: an id and a working folder that is also their HOME (and Jupyter's folders)."""
+
+    id: str
+    folder: Path
+    classroom: Classroom
+
+    def env(self) -> dict[str, str]:
+        env = nbgrader_env()
+        env.update(
+            HOME=str(self.folder),
+            JUPYTER_CONFIG_DIR=str(self.folder / ".jupyter"),
+            JUPYTER_DATA_DIR=str(self.folder / ".local" / "share" / "jupyter"),
+            JUPYTER_RUNTIME_DIR=str(self.folder / ".local" / "share" / "jupyter" / "runtime"),
+        )
+        env.pop("COURSE_ROOT", None)
+        return env
+
+    def nbgrader(self, command: str, *args: str) -> subprocess.CompletedProcess:
+        """``nbgrader COMMAND ARGS`` as this student, in their folder (not the course: no course config)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, "-m", "nbgrader", command, *args,
+               f"--Exchange.root={self.classroom.exchange}",
+               f"--CourseDirectory.course_id={self.classroom.course_id}",
+               f"--CourseDirectory.student_id={self.id}",
+               f"--CourseDirectory.root={self.folder}"]
+        proc = subprocess.run(cmd, cwd=self.folder, env=self.env(), capture_output=True, text=True,
+                              timeout=self.classroom.timeout)
+        return _check(proc, f"nbgrader {command} {' '.join(args)} (student {self.id})")
+
+    def fetch(self, assignment: str) -> Path:
+        """<exchange>/outbound/A -> <folder>/A; returns the fetched folder."""
+        self.nbgrader("fetch_assignment", assignment)
+        return self.folder / assignment
+
+    def submit(self, assignment: str) -> None:
+        """<folder>/A -> <exchange>/inbound/<id>+A+<timestamp>+<random>."""
+        self.nbgrader("submit", assignment)
+
+    def fetch_feedback(self, assignment: str) -> list[Path]:
+        """<exchange>/feedback -> <folder>/A/feedback/<timestamp>/*.html; returns the HTML files."""
+        self.nbgrader("fetch_feedback", assignment)
+        return sorted((self.folder / assignment / "feedback").glob("*/*.html"))
+
+
+def feedback_score(html: Path | str) -> tuple[float, float]:
+    """``(score, max_score)`` of a notebook, read from the title of nbgrader's feedback HTML."""
+    text = Path(html).read_text(encoding="utf-8") if isinstance(html, Path) else html
+    found = _FEEDBACK_SCORE.search(text)
+    if not found:
+        raise ValueError(f"no '(Score: X / Y)' in the feedback {html if isinstance(html, Path) else ''}")
+    return float(found.group(1)), float(found.group(2))
+
+
+def fill_with_solution(notebook: Path, root: Path, assignment: str) -> None:
+    """Answer every solution cell of a student's notebook with the source's solution (a correct student)."""
+    from course.bench import filled_submission
+
+    answered = filled_submission(root, assignment)
+    nbformat.write(answered, notebook)
+
+
+def run_flow(room: Classroom, assignment: str, folders: dict[str, Path], solved: set[str]) -> dict[str, Path]:
+    """The whole flow for one assignment; returns the feedback HTML each student fetched.
+
+    ``folders`` maps each student id to their working folder; the students in ``solved`` answer every
+    exercise with the source's solution, the others hand in the release untouched.
+    """
+    room.generate(assignment)
+    room.release(assignment)
+    students = [room.student(sid, folder) for sid, folder in folders.items()]
+    for student in students:
+        fetched = student.fetch(assignment)
+        if student.id in solved:
+            fill_with_solution(fetched / f"{assignment}.ipynb", room.root, assignment)
+        student.submit(assignment)
+    room.collect(assignment)
+    room.autograde(assignment)
+    room.generate_feedback(assignment)
+    room.release_feedback(assignment)
+    feedback = {}
+    for student in students:
+        found = student.fetch_feedback(assignment)
+        if not found:
+            raise NbgraderError(f"{student.id} fetched no feedback for {assignment}")
+        feedback[student.id] = found[-1]
+    return feedback
+
+
+def demo(workdir: Path, assignment: str = "00_gradient_checking", root: Path | None = None) -> dict[str, tuple[float, float]]:
+    """The flow on a copy of the course in ``workdir``: ``ada`` hands in the solution, ``ben`` the release.
+
+    Returns each student's ``(score, max_score)`` as shown in the feedback they fetched.
+    """
+    from course.paths import course_root
+
+    source_root = root or course_root()
+    course = workdir / "course"
+    course.mkdir(parents=True)
+    shutil.copy2(source_root / "nbgrader_config.py", course / "nbgrader_config.py")
+    shutil.copytree(source_root / "source" / assignment, course / "source" / assignment)
+    room = Classroom(course, workdir / EXCHANGE_DIR)
+    folders = {sid: workdir / "students" / sid for sid in ("ada", "ben")}
+    feedback = run_flow(room, assignment, folders, solved={"ada"})
+    return {sid: feedback_score(html) for sid, html in feedback.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m course.classroom", description=__doc__.split("\n\n")[0])
+    parser.add_argument("assignment", nargs="?", default="00_gradient_checking")
+    parser.add_argument("--keep", type=Path, help="work in this (new) folder and keep it, to look around")
+    args = parser.parse_args(argv)
+    if args.keep:
+        args.keep.mkdir(parents=True, exist_ok=False)
+        workdir, cleanup = args.keep.resolve(), None
+    else:
+        cleanup = tempfile.TemporaryDirectory(prefix="course-classroom-")
+        workdir = Path(cleanup.name)
+    try:
+        for sid, (score, max_score) in demo(workdir, args.assignment).items():
+            print(f"{sid}: {score:g} / {max_score:g}  (feedback in {workdir}/students/{sid}/{args.assignment}/feedback/)")
+    finally:
+        if cleanup:
+            cleanup.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
