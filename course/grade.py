@@ -7,6 +7,7 @@ The course root is the nbgrader course root: submissions live in
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import zipfile
@@ -17,10 +18,11 @@ from nbgrader.api import Gradebook, MissingEntry
 
 from course.build import build_release, source_notebook
 from course.nbgrader_plugins import plain_error
-from course.jobs import make_job, merge, run_jobs
+from course.jobs import REVIEW_FILE, make_job, merge, run_jobs
 from course.sandbox import Limits
 from course.nbgrader_run import run_nbgrader
-from course.notebooks import NotebookError, exercise_of, grade_cells, grade_id, read_notebook
+from course.notebooks import (NotebookError, exercise_of, grade_cells, grade_id, is_grade, is_solution,
+                              read_notebook)
 
 STUDENT_ID = re.compile(r"^[A-Za-z0-9.-]+$")
 
@@ -44,6 +46,7 @@ class StudentResult:
     score: float = 0.0
     cells: list[CellResult] = field(default_factory=list)
     problem: str = ""  # why the submission could not be graded at all
+    review: list[str] = field(default_factory=list)  # for the instructor: copies, tampering
 
     def lost(self) -> list[CellResult]:
         return [c for c in self.cells if c.score < c.max_score]
@@ -105,9 +108,30 @@ def validate_submission(root: Path, assignment: str, student: str) -> str:
         return (f"no {expected} in the submission" + (f" (found {', '.join(found)}; rename it)" if found else "")
                 + ".")
     try:
-        read_notebook(path)
+        nb = read_notebook(path)
     except NotebookError as exc:
         return str(exc)
+    expected_ids = _exercise_ids(read_notebook(source_notebook(root, assignment)))
+    found_ids = _exercise_ids(nb)
+    if expected_ids and not expected_ids & found_ids:
+        other = _which_assignment(root, found_ids)
+        return (f"{expected} does not contain this assignment's exercises"
+                + (f": it looks like the notebook of {other}" if other else "")
+                + f". Submit the notebook from release/{assignment}/.")
+    return ""
+
+
+def _exercise_ids(nb) -> set[str]:
+    """Grade ids of the solution and test cells (not the setup cell every notebook has)."""
+    return {grade_id(c) for c in nb.cells if grade_id(c) and (is_grade(c) or is_solution(c))}
+
+
+def _which_assignment(root: Path, ids: set[str]) -> str:
+    from course.paths import assignments
+    for name in assignments(root):
+        src = _exercise_ids(read_notebook(source_notebook(root, name)))
+        if ids & src:
+            return name
     return ""
 
 
@@ -169,6 +193,13 @@ def results(root: Path, assignment: str, students: list[str], problems: dict[str
                 score = float(grade.score or 0.0)
                 res.cells.append(CellResult(g, score, p, reasons.get(g, "") if score < p else ""))
             res.score = sum(c.score for c in res.cells)
+            review = root / "autograded" / sid / assignment / REVIEW_FILE
+            if review.exists():
+                data = json.loads(review.read_text())
+                res.review = [f"{name} is a copy of the library's reference (names changed): review it"
+                              for name in data.get("copies", [])]
+                res.review += [f"{gid}: passed in the student's kernel but failed the trusted re-run "
+                               "(the notebook may tamper with the tests)" for gid in data.get("overridden", [])]
             out.append(res)
     return out
 
@@ -195,8 +226,8 @@ def explain(error: dict) -> str:
     name, value = error.get("ename", ""), error.get("evalue", "")
     if name == "NotImplementedError":
         return "not done yet: the function still raises NotImplementedError"
-    if name == "CellTimeoutError":
-        return "the test cell ran out of time (an infinite loop, or far too slow)"
+    if name in ("CellTimeoutError", "KeyboardInterrupt"):
+        return "the cell ran out of time (an infinite loop, or far too slow) and was stopped"
     if name == "NameError":
         return f"{value}: run the cell that defines it, or check its spelling"
     if name in ("Mistake", "AssertionError") and value:
@@ -217,6 +248,10 @@ def format_report(assignment: str, results_: list[StudentResult]) -> str:
     for r in results_:
         status = "NOT GRADED" if r.problem else ("full marks" if not r.lost() else f"{len(r.lost())} checks failed")
         lines.append(f"{r.student_id:<12} {r.score:>5g} / {r.max_score:<4g}  {status}")
+    flagged = [r for r in results_ if r.review]
+    if flagged:
+        lines += ["", "Flagged for review:"]
+        lines += [f"  {r.student_id}: {note}" for r in flagged for note in r.review]
     for r in results_:
         if r.problem:
             lines += ["", f"{r.student_id}: not graded: {r.problem}"]

@@ -27,6 +27,7 @@ from course import sandbox
 from course.sandbox import Limits
 
 EXPERIMENT_TAG = "experiment"
+REVIEW_FILE = "course_review.json"  # written beside the autograded notebook
 
 
 @dataclass
@@ -39,6 +40,7 @@ class Job:
     submission: dict[str, bytes]        # submitted/<student>/<assignment>/ files by relative path
     skip_experiments: bool = True       # drop cells tagged "experiment": no graded cell depends on them
     hide: list[str] = field(default_factory=list)  # folders the student's kernel must not see
+    trusted: bool = True                # re-run the test cells outside the student's kernel (course.trusted)
 
 
 @dataclass
@@ -53,6 +55,9 @@ class Outcome:
     autograded: dict[str, bytes] = field(default_factory=dict)      # autograded/<student>/<assignment>/ files
     seconds: float = 0.0
     log: str = ""
+    trusted: dict[str, str] = field(default_factory=dict)  # grade cell id -> trusted run's reason ("" = pass)
+    overridden: list[str] = field(default_factory=list)    # cells the kernel passed and the trusted run failed
+    copies: list[str] = field(default_factory=list)         # exercises that copy the library's reference
 
 
 def read_tree(folder: Path) -> dict[str, bytes]:
@@ -76,20 +81,34 @@ def quiet_nbgrader():
 
 
 def make_job(root: Path, assignment: str, student: str, skip_experiments: bool = True) -> Job:
-    hide = [str(root / d) for d in ("submitted", "autograded", "feedback", "source", "downloaded", "exchange")
-            if (root / d).is_dir()]
+    hide = [str(root / d) for d in ("submitted", "autograded", "feedback", "source", "downloaded", "exchange",
+                                     "gradebook.db", "grades.csv") if (root / d).exists()]
     return Job(assignment, student, (root / "nbgrader_config.py").read_bytes(),
                read_tree(root / "source" / assignment), (root / "gradebook.db").read_bytes(),
                read_tree(root / "submitted" / student / assignment), skip_experiments, hide)
 
 
-def drop_experiments(path: Path) -> None:
-    """Remove the cells tagged ``experiment`` (training runs no test depends on) from a notebook copy."""
+def prepare_submission(path: Path, skip_experiments: bool) -> None:
+    """The scratch copy nbgrader grades: experiment cells dropped (optionally), duplicated grade cells dropped.
+
+    nbgrader 0.9.6 crashes on a notebook holding two cells with one grade id (a pasted copy of a
+    test cell); the first copy is kept, so a duplicate can neither earn points nor stop the grading.
+    """
     try:
         nb = nbformat.read(path, as_version=4)
     except Exception:  # an unreadable notebook is graded (and explained) as it is
         return
-    nb.cells = [c for c in nb.cells if EXPERIMENT_TAG not in c.get("metadata", {}).get("tags", [])]
+    seen: set[str] = set()
+    cells = []
+    for cell in nb.cells:
+        if skip_experiments and EXPERIMENT_TAG in cell.get("metadata", {}).get("tags", []):
+            continue
+        gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        if gid and gid in seen:
+            continue
+        seen.add(gid) if gid else None
+        cells.append(cell)
+    nb.cells = cells
     nbformat.write(nb, path)
 
 
@@ -155,9 +174,8 @@ def _autograde_in(scratch: Path, job: Job, limits: Limits) -> Outcome:
     write_tree(course / "source" / job.assignment, job.source)
     sub = course / "submitted" / job.student / job.assignment
     write_tree(sub, job.submission)
-    if job.skip_experiments:
-        for nb_path in sub.glob("*.ipynb"):
-            drop_experiments(nb_path)
+    for nb_path in sub.glob("*.ipynb"):
+        prepare_submission(nb_path, job.skip_experiments)
     config = PyFileConfigLoader("nbgrader_config.py", path=str(course)).load_config()
     config.CourseDirectory.root = str(course)
     config.Execute.timeout = int(limits.cell_seconds)
@@ -182,10 +200,52 @@ def _autograde_in(scratch: Path, job: Job, limits: Limits) -> Outcome:
             outcome.grades = {g.name: g.auto_score for g in nb.grades}
             outcome.comments = {c.name: c.auto_comment for c in nb.comments}
     autograded = course / "autograded" / job.student / job.assignment
+    if outcome.ok and job.trusted:
+        _apply_trusted_run(course, sub, autograded, job, outcome, limits)
     outcome.autograded = read_tree(autograded) if autograded.is_dir() else {}
     if outcome.ok and not outcome.autograded:
         outcome.ok, outcome.problem = False, "nbgrader wrote no autograded notebook"
     return outcome
+
+
+def _apply_trusted_run(course: Path, sub: Path, autograded: Path, job: Job, outcome: Outcome,
+                       limits: Limits) -> None:
+    """Re-run the test cells outside the student's kernel; a cell keeps its points only if both runs pass.
+
+    The student's kernel can fake a pass (patching numpy or the test helpers); it cannot fake the
+    trusted run. Where the two disagree, the trusted reason goes into the graded notebook.
+    """
+    from course.trusted import trusted_run
+
+    name = f"{outcome.notebook}.ipynb"
+    source_nb = nbformat.read(course / "source" / job.assignment / name, as_version=4)
+    submitted_nb = nbformat.read(sub / name, as_version=4)
+    verdicts = trusted_run(source_nb, submitted_nb, limits, hide=job.hide)
+    outcome.trusted = verdicts
+    graded_path = autograded / name
+    graded = nbformat.read(graded_path, as_version=4) if graded_path.exists() else None
+    for gid, reason in verdicts.items():
+        if not reason or gid not in outcome.grades:
+            continue
+        if outcome.grades[gid]:
+            outcome.grades[gid] = 0.0
+            outcome.overridden.append(gid)
+            if graded is not None:
+                for cell in graded.cells:
+                    if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == gid:
+                        cell.outputs = [o for o in cell.get("outputs", []) if o.get("output_type") != "error"]
+                        cell.outputs.append(nbformat.v4.new_output(
+                            "error", ename="Mistake", evalue=f"{reason} (found by the trusted re-run of the tests)",
+                            traceback=[reason]))
+    if graded is not None and outcome.overridden:
+        graded_path.chmod(0o644)
+        nbformat.write(graded, graded_path)
+    from course.similarity import copied_exercises
+
+    answers = {c.metadata["nbgrader"]["grade_id"]: c.source for c in submitted_nb.cells
+               if c.get("metadata", {}).get("nbgrader", {}).get("solution")}
+    outcome.copies = copied_exercises(answers)
+    (autograded / REVIEW_FILE).write_text(json.dumps({"overridden": outcome.overridden, "copies": outcome.copies}))
 
 
 def _last_error(result: dict) -> str:

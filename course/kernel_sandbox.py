@@ -47,9 +47,13 @@ def main(argv: list[str]) -> int:
                          stdout=subprocess.DEVNULL, stderr=log)
 
     def forward(signum, _frame):
+        """An interrupt goes to the kernel itself: bubblewrap's own processes would die of it."""
+        import psutil
         try:
-            os.killpg(proc.pid, signum)
-        except ProcessLookupError:
+            for child in psutil.Process(proc.pid).children(recursive=True):
+                if child.name() != "bwrap":
+                    child.send_signal(signum)
+        except psutil.Error:
             pass
 
     signal.signal(signal.SIGINT, forward)

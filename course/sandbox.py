@@ -82,7 +82,7 @@ def command(argv: list[str], *, writable: Path, also_writable: list[Path] = (), 
     cmd: list[str] = []
     if prot["filesystem and network isolation (bubblewrap)"]:
         cmd += ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
-                "--unshare-pid", "--unshare-ipc", "--die-with-parent", "--new-session"]
+                "--unshare-pid", "--unshare-ipc", "--die-with-parent"]  # no tty: setsid() below detaches
         if not limits.network:
             cmd.append("--unshare-net")
         home = Path.home()
@@ -92,7 +92,10 @@ def command(argv: list[str], *, writable: Path, also_writable: list[Path] = (), 
             if pyenv.exists():
                 cmd += ["--ro-bind", str(pyenv), str(pyenv)]
         for path in hide:
-            cmd += ["--tmpfs", str(path)]
+            if Path(path).is_file():
+                cmd += ["--ro-bind", "/dev/null", str(path)]  # a hidden file reads as empty
+            elif Path(path).exists():
+                cmd += ["--tmpfs", str(path)]
         for path in reveal:
             cmd += ["--ro-bind", str(path), str(path)]
         for path in also_writable:
