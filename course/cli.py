@@ -35,6 +35,12 @@ def _cmd_build(args: argparse.Namespace) -> int:
 def _cmd_grade(args: argparse.Namespace) -> int:
     from course import grade
 
+    from course.sandbox import Limits
+    if min(args.cell_timeout, args.notebook_timeout, args.memory_gb) <= 0 or args.workers < 1:
+        print("error: --workers, --cell-timeout, --notebook-timeout and --memory-gb must be positive", file=sys.stderr)
+        return 2
+    limits = Limits(cell_seconds=args.cell_timeout, wall_seconds=args.notebook_timeout,
+                    memory_bytes=int(args.memory_gb * 1024 ** 3))
     root = course_root()
     if args.assignment not in assignments(root):
         print(f"error: unknown assignment {args.assignment!r}; known: {', '.join(assignments(root))}", file=sys.stderr)
@@ -50,7 +56,8 @@ def _cmd_grade(args: argparse.Namespace) -> int:
               "--zip FILE to collect some.", file=sys.stderr)
         return 1
     print(f"Autograding {len(students)} submission(s) of {args.assignment} with nbgrader ...", flush=True)
-    problems = grade.autograde(root, args.assignment, students, workers=args.workers, scheduler=args.scheduler)
+    problems = grade.autograde(root, args.assignment, students, workers=args.workers, scheduler=args.scheduler,
+                               limits=limits)
     csv = grade.feedback_and_export(root, args.assignment)
     res = grade.results(root, args.assignment, students, problems)
     report = grade.format_report(args.assignment, res)
@@ -136,6 +143,11 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--zip", metavar="FILE", help="collect submissions from this zip first (nbgrader zip_collect)")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, metavar="N",
                    help="grade N submissions at a time on this machine (default: one per core)")
+    p.add_argument("--cell-timeout", type=int, default=60, metavar="S", help="seconds per cell (default 60)")
+    p.add_argument("--notebook-timeout", type=float, default=600, metavar="S",
+                   help="seconds per submission, all cells together (default 600)")
+    p.add_argument("--memory-gb", type=float, default=3.0, metavar="GB",
+                   help="memory per process of a submission (default 3)")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="grade on a Dask cluster instead, e.g. tcp://10.0.0.5:8786 (workers need the course installed)")
     p.set_defaults(func=_cmd_grade)

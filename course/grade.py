@@ -244,7 +244,9 @@ def feedback_and_export(root: Path, assignment: str) -> Path:
 
 def format_report(assignment: str, results_: list[StudentResult]) -> str:
     """A grade table, then for each student every lost point with its reason."""
-    lines = [f"Grades for {assignment}", "", f"{'student':<12} {'score':>11}  status"]
+    from course.sandbox import describe_protections
+
+    lines = [f"Grades for {assignment}", describe_protections(), "", f"{'student':<12} {'score':>11}  status"]
     for r in results_:
         status = "NOT GRADED" if r.problem else ("full marks" if not r.lost() else f"{len(r.lost())} checks failed")
         lines.append(f"{r.student_id:<12} {r.score:>5g} / {r.max_score:<4g}  {status}")

@@ -36,7 +36,8 @@ SANDBOX_UID_BASE = 41000
 def protections() -> dict[str, bool]:
     """Which protection layers this machine provides."""
     bwrap = shutil.which("bwrap") is not None and _bwrap_works()
-    switch_user = os.geteuid() == 0 and shutil.which("setpriv") is not None
+    # the unprivileged user needs bubblewrap's view of the file system (root's home is private)
+    switch_user = bwrap and os.geteuid() == 0 and shutil.which("setpriv") is not None
     return {"filesystem and network isolation (bubblewrap)": bwrap,
             "separate unprivileged user (setpriv)": switch_user,
             "memory, process and CPU limits (rlimit)": True,
@@ -155,3 +156,14 @@ def run(argv: list[str], *, writable: Path, hide=(), reveal=(), limits: Limits =
     except subprocess.TimeoutExpired:
         kill(proc)
         return None, ""
+
+
+def describe_protections() -> str:
+    """One line for reports: which layers were active on this machine."""
+    prot = protections()
+    active = [name for name, on in prot.items() if on]
+    missing = [name for name, on in prot.items() if not on]
+    text = "Grading protections active: " + "; ".join(active) + "."
+    if missing:
+        text += " Not available here: " + "; ".join(missing) + " (install bubblewrap and run as root for all)."
+    return text

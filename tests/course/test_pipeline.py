@@ -165,6 +165,8 @@ def test_cli_help_and_bad_arguments(scratch_course):
         assert proc.returncode == 0 and "example" in proc.stdout
     proc = run_course(scratch_course, "grade", "99_nope")
     assert proc.returncode == 2 and "unknown assignment" in proc.stderr and A in proc.stderr
+    proc = run_course(scratch_course, "grade", A, "--cell-timeout", "0")
+    assert proc.returncode == 2 and "must be positive" in proc.stderr and "Autograding" not in proc.stdout
     proc = run_course(scratch_course, "frobnicate")
     assert proc.returncode == 2 and "invalid choice" in proc.stderr
 
