@@ -34,3 +34,9 @@ c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedE
 # `course grade A --zip FILE` runs nbgrader's zip_collect: each notebook in the zip is named
 # <student_id>_<notebook>.ipynb, e.g. ada_00_gradient_checking.ipynb (student ids without "_").
 c.FileNameCollectorPlugin.named_regexp = r".*/(?P<student_id>[^/_]+)_(?P<file_id>\d\d_[^/]+)$"
+
+# The nbgrader exchange (release, submit, collect, feedback) for a classroom on one machine: a folder in
+# the course, git-ignored. Students working in other folders pass --Exchange.root=<this folder>.
+import os  # noqa: E402
+
+c.Exchange.root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "exchange")
