@@ -123,6 +123,10 @@ def bench_grading(root: Path, assignment: str, n: int, workers: int) -> dict[str
         out["parallel_s"] = time.perf_counter() - start
         out["parallel_failures"] = float(len(problems))
 
+        start = time.perf_counter()
+        grade.autograde(scratch, assignment, students, workers=workers, progress=False, trusted=False)
+        out["parallel_kernel_only_s"] = time.perf_counter() - start
+
         one = run_job(make_job(scratch, assignment, students[0]))  # warm: nbgrader imported here already
         out["grade_one_s"] = one.seconds
         with tempfile.TemporaryDirectory() as run_dir:
@@ -202,7 +206,11 @@ def run_bench(root: Path, *, submissions: int = 8, workers: int | None = None, a
                   f"  sequential `nbgrader autograde`: {g['sequential_nbgrader_s']:6.1f} s "
                   f"({g['sequential_nbgrader_s'] / submissions:.2f} s/submission)",
                   f"  course grade --workers {workers}:      {g['parallel_s']:6.1f} s "
-                  f"({g['parallel_s'] / submissions:.2f} s/submission)   speed-up {ratio:.2f}x (target >= 1.8x)",
+                  f"({g['parallel_s'] / submissions:.2f} s/submission)   speed-up {ratio:.2f}x (target >= 1.8x)"
+                  "  [sandbox + trusted re-run]",
+                  f"  same, --no-trusted-rerun:         {g['parallel_kernel_only_s']:6.1f} s "
+                  f"({g['parallel_kernel_only_s'] / submissions:.2f} s/submission)   speed-up "
+                  f"{g['sequential_nbgrader_s'] / g['parallel_kernel_only_s']:.2f}x  [sandbox only]",
                   f"  one submission: graded in {g['grade_one_s']:.1f} s vs executing its notebook in "
                   f"{g['execute_one_s']:.1f} s: {g['grade_one_s'] / g['execute_one_s']:.2f}x (target <= 1.3x)", ""]
     if "training" not in skip:

@@ -57,7 +57,7 @@ def _cmd_grade(args: argparse.Namespace) -> int:
         return 1
     print(f"Autograding {len(students)} submission(s) of {args.assignment} with nbgrader ...", flush=True)
     problems = grade.autograde(root, args.assignment, students, workers=args.workers, scheduler=args.scheduler,
-                               limits=limits)
+                               limits=limits, trusted=not args.no_trusted_rerun)
     csv = grade.feedback_and_export(root, args.assignment)
     res = grade.results(root, args.assignment, students, problems)
     report = grade.format_report(args.assignment, res)
@@ -148,6 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds per submission, all cells together (default 600)")
     p.add_argument("--memory-gb", type=float, default=3.0, metavar="GB",
                    help="memory per process of a submission (default 3)")
+    p.add_argument("--no-trusted-rerun", action="store_true",
+                   help="trust the student's kernel: skip the second, tamper-proof run of the tests (faster; only "
+                        "for submissions you trust)")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="grade on a Dask cluster instead, e.g. tcp://10.0.0.5:8786 (workers need the course installed)")
     p.set_defaults(func=_cmd_grade)

@@ -136,7 +136,8 @@ def _which_assignment(root: Path, ids: set[str]) -> str:
 
 
 def autograde(root: Path, assignment: str, students: list[str], *, workers: int = 1,
-              scheduler: str | None = None, progress: bool = True, limits: Limits | None = None) -> dict[str, str]:
+              scheduler: str | None = None, progress: bool = True, limits: Limits | None = None,
+              trusted: bool = True) -> dict[str, str]:
     """Validate, then autograde the given students with nbgrader; returns problems by student id.
 
     Each submission is graded in a scratch course of its own (``course.jobs``), in ``workers``
@@ -146,7 +147,7 @@ def autograde(root: Path, assignment: str, students: list[str], *, workers: int 
     ensure_gradebook(root, assignment)
     problems = {sid: validate_submission(root, assignment, sid) for sid in students}
     problems = {sid: why for sid, why in problems.items() if why}
-    jobs = [make_job(root, assignment, sid) for sid in students if sid not in problems]
+    jobs = [make_job(root, assignment, sid, trusted=trusted) for sid in students if sid not in problems]
     for outcome in run_jobs(jobs, workers=workers, scheduler=scheduler, progress=progress, limits=limits):
         merge(root, assignment, outcome)
         if not outcome.ok:

@@ -80,12 +80,12 @@ def quiet_nbgrader():
         yield
 
 
-def make_job(root: Path, assignment: str, student: str, skip_experiments: bool = True) -> Job:
+def make_job(root: Path, assignment: str, student: str, skip_experiments: bool = True, trusted: bool = True) -> Job:
     hide = [str(root / d) for d in ("submitted", "autograded", "feedback", "source", "downloaded", "exchange",
                                      "gradebook.db", "grades.csv") if (root / d).exists()]
     return Job(assignment, student, (root / "nbgrader_config.py").read_bytes(),
                read_tree(root / "source" / assignment), (root / "gradebook.db").read_bytes(),
-               read_tree(root / "submitted" / student / assignment), skip_experiments, hide)
+               read_tree(root / "submitted" / student / assignment), skip_experiments, hide, trusted)
 
 
 def prepare_submission(path: Path, skip_experiments: bool) -> None:
