@@ -116,32 +116,28 @@ def solution_notebook(source_nb: NotebookNode) -> NotebookNode:
     return nb
 
 
-def hidden_test_code(source_nb: NotebookNode) -> list[str]:
-    """The non-blank lines inside every hidden-test region (what must never leak)."""
+def region_lines(source_nb: NotebookNode, begin: str, end: str, skip_comments: bool = False) -> list[str]:
+    """The non-blank lines (stripped) inside every ``begin`` ... ``end`` region of a notebook."""
     lines, inside = [], False
     for cell in source_nb.cells:
         for line in cell.source.split("\n"):
-            if BEGIN_HIDDEN in line:
+            if begin in line:
                 inside = True
-            elif END_HIDDEN in line:
+            elif end in line:
                 inside = False
-            elif inside and line.strip():
+            elif inside and line.strip() and not (skip_comments and line.strip().startswith("#")):
                 lines.append(line.strip())
     return lines
+
+
+def hidden_test_code(source_nb: NotebookNode) -> list[str]:
+    """The lines of every hidden-test region (what must never leak)."""
+    return region_lines(source_nb, BEGIN_HIDDEN, END_HIDDEN)
 
 
 def solution_code(source_nb: NotebookNode) -> list[str]:
-    """The non-blank, non-comment lines inside every solution region."""
-    lines, inside = [], False
-    for cell in source_nb.cells:
-        for line in cell.source.split("\n"):
-            if BEGIN_SOLUTION in line:
-                inside = True
-            elif END_SOLUTION in line:
-                inside = False
-            elif inside and line.strip() and not line.strip().startswith("#"):
-                lines.append(line.strip())
-    return lines
+    """The code lines (comments left out) of every solution region."""
+    return region_lines(source_nb, BEGIN_SOLUTION, END_SOLUTION, skip_comments=True)
 
 
 def strip_outputs(nb: NotebookNode) -> NotebookNode:
