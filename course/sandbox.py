@@ -16,6 +16,7 @@ import os
 import resource
 import shutil
 import signal
+import sys
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ class Limits:
 
 
 SANDBOX_UID_BASE = 41000
+COURSE_ROOT = Path(__file__).resolve().parents[1]  # the checkout holding course/ and lib/ (editable install)
 
 
 def protections() -> dict[str, bool]:
@@ -88,10 +90,11 @@ def command(argv: list[str], *, writable: Path, also_writable: list[Path] = (), 
             cmd.append("--unshare-net")
         home = Path.home()
         if home != Path("/") and os.geteuid() == 0:
-            cmd += ["--tmpfs", str(home)]  # root's home holds the Python install: reveal just that
-            pyenv = home / ".pyenv"
-            if pyenv.exists():
-                cmd += ["--ro-bind", str(pyenv), str(pyenv)]
+            cmd += ["--tmpfs", str(home)]  # root's private home: hidden, but for what Python needs below
+        # Python, the virtual environment and the course's own packages, wherever they live (a clone
+        # in /tmp, an interpreter in root's home): read-only, and visible despite the tmpfs above.
+        for path in sorted({Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), COURSE_ROOT}):
+            cmd += ["--ro-bind", str(path), str(path)]
         for path in hide:
             if Path(path).is_file():
                 cmd += ["--ro-bind", "/dev/null", str(path)]  # a hidden file reads as empty
