@@ -249,7 +249,7 @@ def format_report(assignment: str, results_: list[StudentResult]) -> str:
 
     lines = [f"Grades for {assignment}", describe_protections(), "", f"{'student':<12} {'score':>11}  status"]
     for r in results_:
-        status = "NOT GRADED" if r.problem else ("full marks" if not r.lost() else f"{len(r.lost())} checks failed")
+        status = "NOT GRADED" if r.problem else ("full marks" if not r.lost() else f"lost points in {len(r.lost())} test cells")
         lines.append(f"{r.student_id:<12} {r.score:>5g} / {r.max_score:<4g}  {status}")
     flagged = [r for r in results_ if r.review]
     if flagged:
