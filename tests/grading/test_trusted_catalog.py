@@ -1,0 +1,41 @@
+"""The trusted re-run (course.trusted) accepts every correct answer of the mistake catalogs and rejects the
+mistakes that do not depend on aliasing (which only the kernel run can see, and which it still catches)."""
+
+import importlib
+
+import pytest
+
+from course.notebooks import read_notebook
+from course.sandbox import Limits
+from course.trusted import submission_with, trusted_run
+from tests.conftest import ROOT
+
+NOTEBOOKS = [("00", "00_gradient_checking"), ("01", "01_activations"), ("02", "02_initialization"),
+             ("03", "03_regularization")]
+# Mistakes about keeping a reference instead of a copy: arrays cross the process boundary by value, so only
+# the run in the student's kernel sees them; a cell scores only if both runs pass, so they still lose points.
+KERNEL_ONLY = {("numerical_gradient_array", "keeps a view of the output"), ("EarlyStopping", "keeps the live dict"),
+               ("EarlyStopping", "shallow copy of the dict")}
+pytestmark = pytest.mark.slow
+
+
+def catalog(nn):
+    return importlib.import_module(f"tests.course.test_mistakes_{nn}")
+
+
+@pytest.mark.parametrize("nn, name", NOTEBOOKS, ids=[n for _, n in NOTEBOOKS])
+def test_trusted_run_gives_correct_alternatives_full_marks(nn, name):
+    src = read_notebook(ROOT / "source" / name / f"{name}.ipynb")
+    for exercise, code in catalog(nn).CORRECT:
+        out = trusted_run(src, submission_with(src, {n: code for n in exercise.split("+")}), Limits(cell_seconds=60))
+        assert not any(out.values()), (exercise, {k: v for k, v in out.items() if v})
+
+
+@pytest.mark.parametrize("nn, name", NOTEBOOKS[:1] + NOTEBOOKS[3:], ids=["00_gradient_checking", "03_regularization"])
+def test_trusted_run_rejects_the_mistakes(nn, name):
+    src = read_notebook(ROOT / "source" / name / f"{name}.ipynb")
+    for exercise, label, code, *_ in catalog(nn).MISTAKES:
+        if (exercise, label) in KERNEL_ONLY:
+            continue
+        out = trusted_run(src, submission_with(src, {n: code for n in exercise.split("+")}), Limits(cell_seconds=60))
+        assert out[f"hidden_{exercise.split('+')[-1]}"], (exercise, label)
