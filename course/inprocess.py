@@ -18,7 +18,7 @@ from course.notebooks import (BEGIN_SOLUTION, END_SOLUTION, grade_cells, grade_i
                               read_notebook, strip_markers)
 
 
-def _python(source: str) -> str:
+def python_source(source: str) -> str:
     """Drop IPython magics (``%matplotlib inline``), which plain ``exec`` cannot run."""
     return "\n".join(line for line in source.split("\n") if not line.lstrip().startswith(("%", "!")))
 
@@ -58,4 +58,4 @@ def run_test_cells(notebook: Path, answers: dict[str, str] | None = None) -> dic
 
 
 def _run(source: str, namespace: dict) -> None:
-    exec(compile(_python(source), "<cell>", "exec"), namespace)  # noqa: S102 - running our own notebooks
+    exec(compile(python_source(source), "<cell>", "exec"), namespace)  # noqa: S102 - running our own notebooks

@@ -26,7 +26,7 @@ import nbformat
 import course
 import nnlab
 from course import remote, sandbox
-from course.inprocess import _python
+from course.inprocess import python_source
 from course.jobs import EXPERIMENT_TAG
 from course.notebooks import grade_cells, grade_id, is_grade, nbgrader_meta
 
@@ -79,7 +79,7 @@ def trusted_run(source_nb: nbformat.NotebookNode, submitted_nb: nbformat.Noteboo
     trusted: dict = {"__name__": "__main__"}
     for c in source_nb.cells:
         if c.cell_type == "code" and nbgrader_meta(c).get("locked") and not is_grade(c):
-            exec(compile(_python(c.source), "<setup>", "exec"), trusted)  # noqa: S102 - our own source
+            exec(compile(python_source(c.source), "<setup>", "exec"), trusted)  # noqa: S102 - our own source
     outcomes: dict[str, str] = {}
     student: StudentProcess | None = None
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
@@ -109,7 +109,7 @@ def _run_cells(source_nb, cells, trusted, outcomes, limits, hide) -> None:
                         raise remote.ProtocolError(start_failure) from None
                 namespace = {**student.names, **trusted}  # the course's names always win
                 student.peer.deadline = time.monotonic() + limits.cell_seconds
-                exec(compile(_python(cell.source), f"<test {gid}>", "exec"), namespace)  # noqa: S102
+                exec(compile(python_source(cell.source), f"<test {gid}>", "exec"), namespace)  # noqa: S102
                 outcomes[gid] = ""
             except remote.ProtocolError as exc:
                 outcomes[gid] = str(exc)
