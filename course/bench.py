@@ -18,7 +18,7 @@ from pathlib import Path
 import nbformat
 import numpy as np
 
-from course.build import execute_notebook, source_notebook
+from course.build import source_notebook
 from course.notebooks import (BEGIN_SOLUTION, END_SOLUTION, grade_id, is_solution, read_notebook,
                               solution_notebook, strip_markers)
 from course.paths import assignments

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 import tempfile
 import time
 import warnings
@@ -23,7 +22,6 @@ from pathlib import Path
 
 import nbformat
 
-from course import sandbox
 from course.sandbox import Limits
 
 EXPERIMENT_TAG = "experiment"

@@ -213,11 +213,16 @@ class Peer:
         self.send(reply)
 
 
+def _by_value_container(raw: Any) -> bool:
+    """An encoded argument that crossed by value and may hold arrays (so its post-call state travels back)."""
+    return isinstance(raw, dict) and any(k in raw for k in ("nd", "dict", "list", "tuple"))
+
+
 def _array_args(raw_args: list, args: list) -> list:
     """Arguments that arrived by value and hold arrays: their state after the call, to copy back."""
     out = []
     for i, (raw, value) in enumerate(zip(raw_args, args)):
-        if isinstance(raw, dict) and ("nd" in raw or "dict" in raw or "list" in raw or "tuple" in raw):
+        if _by_value_container(raw):
             out.append((-(i + 1), value))
     return out
 
@@ -252,8 +257,7 @@ class Proxy:
         raw = [peer.encode(a) for a in args]
         # arguments passed by value that hold arrays are written back after the call
         for i, a in enumerate(args):
-            if isinstance(raw[i], dict) and ("nd" in raw[i] or "dict" in raw[i] or "list" in raw[i]
-                                             or "tuple" in raw[i]):
+            if _by_value_container(raw[i]):
                 peer.objects[-(i + 1)] = a
         try:
             return peer.request("call", ref=self._id, args=raw, kwargs={k: peer.encode(v) for k, v in kwargs.items()})

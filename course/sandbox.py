@@ -147,20 +147,6 @@ def kill(proc: subprocess.Popen) -> None:
         pass
 
 
-def run(argv: list[str], *, writable: Path, hide=(), reveal=(), limits: Limits = Limits(), env=None,
-        input: bytes | None = None) -> tuple[int | None, str]:
-    """Run to completion or to the wall-clock limit: (exit code or None when killed for time, output tail)."""
-    proc = popen(argv, writable=writable, hide=hide, reveal=reveal, limits=limits, env=env,
-                 stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
-                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        out, _ = proc.communicate(input=input, timeout=limits.wall_seconds)
-        return proc.returncode, out.decode("utf-8", "replace")[-4000:]
-    except subprocess.TimeoutExpired:
-        kill(proc)
-        return None, ""
-
-
 def describe_protections() -> str:
     """One line for reports: which layers were active on this machine."""
     prot = protections()

@@ -175,9 +175,3 @@ def diagnose(actual: Any, mistakes: Iterable[tuple[Any, str]], *, rtol: float = 
         except (TypeError, ValueError):
             continue
     return ""
-
-
-def random_arrays(rng: np.random.Generator, shapes: Iterable[tuple[int, ...]], scale: float = 1.0,
-                  dtype: Any = np.float64) -> list[np.ndarray]:
-    """Standard normal arrays of the given shapes, times ``scale``."""
-    return [(scale * rng.standard_normal(s)).astype(dtype) for s in shapes]

@@ -81,13 +81,9 @@ def trusted_run(source_nb: nbformat.NotebookNode, submitted_nb: nbformat.Noteboo
         if c.cell_type == "code" and nbgrader_meta(c).get("locked") and not is_grade(c):
             exec(compile(python_source(c.source), "<setup>", "exec"), trusted)  # noqa: S102 - our own source
     outcomes: dict[str, str] = {}
-    student: StudentProcess | None = None
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
-        try:
-            _run_cells(source_nb, cells, trusted, outcomes, limits, hide)
-        finally:
-            pass
+        _run_cells(source_nb, cells, trusted, outcomes, limits, hide)
     return outcomes
 
 
