@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 
 
 def catalog(nn):
-    return importlib.import_module(f"tests.course.test_mistakes_{nn}")
+    return importlib.import_module(f"tests.course.catalogs.catalog_{nn}")
 
 
 @pytest.mark.parametrize("nn, name", NOTEBOOKS, ids=[n for _, n in NOTEBOOKS])

@@ -1,14 +1,13 @@
-"""The mistake catalog of notebook 02: known wrong answers lose the points, other correct answers keep them.
+"""The mistake catalog of notebook 02 (initialization): data read by tests/course/test_mistake_catalogs.py.
 
-Runs the notebook's real test cells (visible and hidden, from source/) in-process.
+MISTAKES: (exercise, label, code, phrase) -- a wrong answer; `phrase` appears in the hidden test's message.
+CORRECT: (exercise, code) -- a correct answer written differently from the reference ("a+b": code that
+defines both). EXERCISES: every graded function, in notebook order.
 """
 
-import pytest
+NOTEBOOK = "02_initialization"
 
-from course.inprocess import run_test_cells
-from tests.conftest import ROOT
-
-NB = ROOT / "source" / "02_initialization" / "02_initialization.ipynb"
+EXERCISES = ["zeros_init", "random_init", "xavier_init", "he_init", "init_params"]
 
 # (exercise, label, code, expected phrase in the hidden test's message)
 MISTAKES = [
@@ -208,74 +207,3 @@ def init_params(layer_sizes, init_fn, rng):
         params["b%d" % l] = np.zeros(layer_sizes[l], dtype=float)
     return params"""),
 ]
-
-
-def exercise_cells(outcomes, exercise):
-    return {g: why for g, why in outcomes.items() if g in (f"test_{exercise}", f"hidden_{exercise}")}
-
-
-@pytest.mark.parametrize("exercise, label, code, phrase", MISTAKES, ids=[f"{m[0]}-{m[1]}" for m in MISTAKES])
-def test_mistake_loses_the_exercise_points(exercise, label, code, phrase):
-    outcomes = run_test_cells(NB, {exercise: code})
-    hidden = outcomes[f"hidden_{exercise}"]
-    assert hidden, f"the hidden tests of {exercise} accept the mistake '{label}'"
-    assert phrase in hidden, f"the message does not name the mistake '{label}': {hidden}"
-    others = {g: why for g, why in outcomes.items() if why and g not in exercise_cells(outcomes, exercise)}
-    assert not others, others  # each exercise is graded on its own
-
-
-@pytest.mark.parametrize("exercise, code", CORRECT, ids=[f"{c[0]}-{i}" for i, c in enumerate(CORRECT)])
-def test_correct_alternative_gets_full_marks(exercise, code):
-    outcomes = run_test_cells(NB, {exercise: code})
-    assert not any(outcomes.values()), {g: why for g, why in outcomes.items() if why}
-
-
-def test_reference_solutions_pass_every_cell():
-    assert not any(run_test_cells(NB).values())
-
-
-def test_untouched_stubs_fail_every_cell():
-    stub = "def {name}(*args, **kwargs):\n    raise NotImplementedError()"
-    names = ["zeros_init", "random_init", "xavier_init", "he_init", "init_params"]
-    outcomes = run_test_cells(NB, {n: stub.format(name=n) for n in names})
-    assert all(outcomes.values()), [g for g, why in outcomes.items() if not why]
-
-
-def test_notebook_02_has_the_catalog_exercises_with_their_signatures():
-    from course.notebooks import grade_id, is_solution, read_notebook
-
-    nb = read_notebook(NB)
-    assert [grade_id(c) for c in nb.cells if is_solution(c)] == ["zeros_init", "random_init", "xavier_init",
-                                                                    "he_init", "init_params"]
-    text = "\n".join(c.source for c in nb.cells if is_solution(c))
-    for signature in ["zeros_init(fan_in, fan_out, rng)", "random_init(fan_in, fan_out, rng, scale=0.01)",
-                      "xavier_init(fan_in, fan_out, rng)", "he_init(fan_in, fan_out, rng)",
-                      "init_params(layer_sizes, init_fn, rng)"]:
-        assert f"def {signature}:" in text, signature
-
-
-@pytest.mark.parametrize("skip", range(12))
-def test_statistical_checks_accept_other_samples_of_a_correct_answer(skip):
-    # A correct answer that consumes the rng differently draws another sample: the tolerances must hold for it too.
-    import numpy as np
-
-    from course.checks import initialization as checks
-
-    def burn(rng):
-        rng.standard_normal(skip * 1000 + 1)
-
-    def random_init(fan_in, fan_out, rng, scale=0.01):
-        burn(rng)
-        return scale * rng.standard_normal((fan_in, fan_out))
-
-    def xavier_init(fan_in, fan_out, rng):
-        burn(rng)
-        return np.sqrt(2 / (fan_in + fan_out)) * rng.standard_normal((fan_in, fan_out))
-
-    def he_init(fan_in, fan_out, rng):
-        burn(rng)
-        return np.sqrt(2 / fan_in) * rng.standard_normal((fan_in, fan_out))
-
-    checks.check_random_init(random_init)
-    checks.check_xavier_init(xavier_init)
-    checks.check_he_init(he_init)
