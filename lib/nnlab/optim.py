@@ -6,7 +6,10 @@ An update rule is ``rule(w, dw, config=None) -> (next_w, config)``:
 - ``config`` : dict of hyperparameters and optimizer state, created on the first call
   with the defaults below and returned (the same dict, updated) for the next call.
 - ``next_w`` : a new array, shape and dtype of ``w``. The reference rules never modify
-  ``w``, ``dw`` or the state arrays already in ``config`` (they store new ones).
+  ``w``, ``dw`` or the state arrays already in ``config`` (they store new ones); an
+  implementation that updates ``w`` in place and returns it is just as correct.
+
+Default learning rate 1e-2 for every rule but :func:`adam` (1e-3, as ``torch.optim.Adam``).
 
 Every rule matches the corresponding ``torch.optim`` optimizer step for step
 (``weight_decay=0``, ``dampening=0``, Adagrad's ``initial_accumulator_value=0`` and
@@ -194,7 +197,7 @@ def adam(w: np.ndarray, dw: np.ndarray, config: Config | None = None) -> tuple[n
     ----------
     w : array, any shape, parameter.
     dw : array, shape of ``w``, gradient.
-    config : dict with ``learning_rate`` (1e-2), ``beta1`` (0.9), ``beta2`` (0.999),
+    config : dict with ``learning_rate`` (1e-3, as ``torch.optim.Adam``), ``beta1`` (0.9), ``beta2`` (0.999),
         ``epsilon`` (1e-8), ``m`` and ``v`` (shape of ``w``, zeros at first) and ``t``
         (steps already taken, 0 at first; incremented before it is used).
 
@@ -203,7 +206,7 @@ def adam(w: np.ndarray, dw: np.ndarray, config: Config | None = None) -> tuple[n
     next_w : array, shape and dtype of ``w``.
     config : the config dict, ``m``, ``v`` and ``t`` updated.
     """
-    config = _defaults(config, learning_rate=1e-2, beta1=0.9, beta2=0.999, epsilon=1e-8)
+    config = _defaults(config, learning_rate=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-8)
     beta1, beta2 = config["beta1"], config["beta2"]
     t = int(config.get("t", 0)) + 1
     m = beta1 * _state(config, "m", w) + (1 - beta1) * dw

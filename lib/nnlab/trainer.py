@@ -106,10 +106,13 @@ class Trainer:
         parameter gets its own (deep) copy, which then also holds its optimizer state.
     lr_decay : a float multiplies every learning rate by it after each epoch; a function
         ``schedule(lr0, epoch) -> lr`` sets the learning rate at the start of each epoch
-        (epochs from 0; ``lr0`` is ``optim_config["learning_rate"]``, default 1e-2).
+        (epochs from 0; ``lr0`` is ``optim_config["learning_rate"]``, which a schedule needs:
+        the rules' defaults differ).
     batch_size : samples per minibatch.
     num_epochs : maximum number of epochs.
     rng : numpy random Generator for the order of the samples.
+    minibatches : ``minibatches(X, y, batch_size, rng) -> iterable of (X_batch, y_batch)`` for one
+        epoch (default :func:`nnlab.optim.iterate_minibatches`; a notebook plugs in the student's).
     early_stopping : None or an object with ``step(val_loss, params) -> bool`` and
         ``best_params`` (e.g. :class:`nnlab.regularization.EarlyStopping`), called after every
         epoch. When it says stop, or at the end of training, its ``best_params`` are copied
@@ -132,6 +135,7 @@ class Trainer:
                  batch_size: int = 100,
                  num_epochs: int = 10,
                  rng: np.random.Generator,
+                 minibatches: Callable[..., Any] = iterate_minibatches,
                  early_stopping: Any = None,
                  progress: bool = True,
                  print_every: int | None = None,
@@ -145,6 +149,8 @@ class Trainer:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         if int(num_epochs) != num_epochs or num_epochs < 0:
             raise ValueError(f"num_epochs must be a nonnegative integer, got {num_epochs!r}")
+        if callable(lr_decay) and "learning_rate" not in (optim_config or {}):
+            raise ValueError("a learning-rate schedule needs optim_config['learning_rate'] (its lr0)")
         if not callable(lr_decay) and not lr_decay > 0:
             raise ValueError(f"lr_decay must be a positive number or a schedule(lr0, epoch), got {lr_decay!r}")
         self.model = model
@@ -156,6 +162,7 @@ class Trainer:
         self.batch_size = int(batch_size)
         self.num_epochs = int(num_epochs)
         self.rng = rng
+        self.minibatches = minibatches
         self.early_stopping = early_stopping
         self.progress = progress
         self.print_every = print_every
@@ -188,7 +195,7 @@ class Trainer:
         """
         model = self.model
         self.optim_configs = {k: copy.deepcopy(self.optim_config) for k in model.params}
-        lr0 = self.optim_config.get("learning_rate", 1e-2)
+        lr0 = self.optim_config.get("learning_rate")
         schedule = self.lr_decay if callable(self.lr_decay) else None
         history: dict[str, Any] = {"loss": [], "train_loss": [], "val_loss": [], "train_acc": [],
                                    "val_acc": [], "lr": [], "epochs_run": 0, "stopped_early": False,
@@ -204,7 +211,7 @@ class Trainer:
                 lr = float(schedule(lr0, epoch))
                 for cfg in self.optim_configs.values():
                     cfg["learning_rate"] = lr
-            for X_batch, y_batch in iterate_minibatches(self.X_train, self.y_train, self.batch_size, self.rng):
+            for X_batch, y_batch in self.minibatches(self.X_train, self.y_train, self.batch_size, self.rng):
                 loss, grads = model.loss(X_batch, y_batch)
                 for k, w in model.params.items():
                     model.params[k], self.optim_configs[k] = self.update_rule(w, grads[k], self.optim_configs[k])

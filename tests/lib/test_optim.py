@@ -12,7 +12,7 @@ from nnlab import optim
 
 fast = settings(max_examples=20, deadline=None, database=None, derandomize=True)
 
-NUM_STEPS = 7
+NUM_STEPS = 12  # the course promises "a run of at least 10 steps matches torch.optim"
 
 # rule -> (torch optimizer factory taking (params, hyperparameters), our config from the same
 # hyperparameters, the hyperparameters hypothesis varies with their ranges)
@@ -34,8 +34,9 @@ RULES = {
              lambda h: {"learning_rate": h["lr"], "beta1": h["rho"], "beta2": h["beta2"], "epsilon": h["eps"]}),
 }
 
-# Defaults the course specifies, and the matching torch hyperparameters.
+# Defaults the course specifies, and the matching torch hyperparameters (Adam's learning rate is 1e-3).
 DEFAULTS = {"lr": 1e-2, "rho": 0.9, "eps": 1e-8, "beta2": 0.999}
+DEFAULT_LR = {"sgd": 1e-2, "sgd_momentum": 1e-2, "nesterov": 1e-2, "adagrad": 1e-2, "rmsprop": 1e-2, "adam": 1e-3}
 DEFAULT_RHO = {"sgd": None, "sgd_momentum": 0.9, "nesterov": 0.9, "adagrad": None, "rmsprop": 0.99, "adam": 0.9}
 
 
@@ -81,7 +82,7 @@ def test_matches_torch_over_several_steps(name, shape, seed, lr, rho, eps, beta2
 
 @pytest.mark.parametrize("name", RULES)
 def test_defaults_match_the_spec_and_torch(name):
-    h = dict(DEFAULTS)
+    h = dict(DEFAULTS, lr=DEFAULT_LR[name])
     if DEFAULT_RHO[name] is not None:
         h["rho"] = DEFAULT_RHO[name]
     ours, gold, config = run_both(name, h, (3, 2), 0, config=None)
@@ -96,7 +97,7 @@ def test_defaults_match_the_spec_and_torch(name):
         "adam": {"learning_rate", "beta1", "beta2", "epsilon", "m", "v", "t"},
     }[name]
     assert set(config) == expected_keys
-    assert config["learning_rate"] == 1e-2
+    assert config["learning_rate"] == DEFAULT_LR[name]
     if name == "adam":
         assert config["t"] == NUM_STEPS
 
@@ -182,3 +183,69 @@ def test_minibatches_shuffle_false_keeps_order_and_shuffle_is_deterministic():
 def test_minibatches_reject_bad_batch_size():
     with pytest.raises(ValueError):
         list(optim.iterate_minibatches(np.ones((3, 1)), np.ones(3), 0, np.random.default_rng(0)))
+
+
+def test_torch_defaults_are_the_course_defaults():
+    # The comparison above passes torch the course's defaults; these are torch's own.
+    p = [torch.zeros(1, requires_grad=True)]
+    assert torch.optim.Adam(p).defaults["lr"] == DEFAULT_LR["adam"]
+    assert torch.optim.Adam(p).defaults["betas"] == (0.9, 0.999)
+    assert torch.optim.RMSprop(p).defaults["alpha"] == 0.99 and torch.optim.RMSprop(p).defaults["lr"] == 1e-2
+    assert torch.optim.Adagrad(p).defaults["lr"] == 1e-2
+
+
+@pytest.mark.parametrize("name", RULES)
+def test_two_parameters_interleaved_keep_their_own_state(name):
+    rule = RULES[name][0]
+    rng = np.random.default_rng(1)
+    grads = [(rng.standard_normal(3), rng.standard_normal(3)) for _ in range(NUM_STEPS)]
+    a, b, ca, cb = np.ones(3), -np.ones(3), None, None
+    for ga, gb in grads:
+        a, ca = rule(a, ga, ca)
+        b, cb = rule(b, gb, cb)
+    alone, c = np.ones(3), None
+    for ga, _ in grads:
+        alone, c = rule(alone, ga, c)
+    np.testing.assert_array_equal(a, alone)
+
+
+@pytest.mark.parametrize("name", ["sgd_momentum", "nesterov", "rmsprop", "adam"])
+def test_learning_rate_change_between_steps_matches_torch(name):
+    # A schedule changes config["learning_rate"] between steps; torch changes param_groups' lr.
+    rule, make_torch, make_config = RULES[name]
+    h = {"lr": 0.1, "rho": 0.8, "eps": 1e-8, "beta2": 0.99}
+    rng = np.random.default_rng(5)
+    w = rng.standard_normal(4)
+    tp = torch.tensor(w.copy(), requires_grad=True)
+    opt = make_torch([tp], h)
+    config = make_config(h)
+    for step in range(NUM_STEPS):
+        lr = 0.1 / (1 + step)
+        config["learning_rate"] = lr
+        for group in opt.param_groups:
+            group["lr"] = lr
+        g = rng.standard_normal(4)
+        w, config = rule(w, g, config)
+        tp.grad = torch.tensor(g)
+        opt.step()
+        np.testing.assert_allclose(w, tp.detach().numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_trainer_uses_the_given_minibatches_and_a_schedule_needs_lr0():
+    from nnlab.network import FullyConnectedNet
+    from nnlab.trainer import Trainer
+
+    rng = np.random.default_rng(0)
+    data = {"X_train": rng.standard_normal((10, 3)), "y_train": rng.integers(0, 2, 10),
+            "X_val": rng.standard_normal((4, 3)), "y_val": rng.integers(0, 2, 4)}
+    seen = []
+
+    def batches(X, y, batch_size, rng):
+        seen.append(batch_size)
+        return optim.iterate_minibatches(X, y, batch_size, rng, shuffle=False)
+
+    net = FullyConnectedNet([3, 4, 2], rng=np.random.default_rng(1))
+    Trainer(net, data, batch_size=4, num_epochs=2, rng=rng, progress=False, minibatches=batches).train()
+    assert seen == [4, 4]
+    with pytest.raises(ValueError, match="learning_rate"):
+        Trainer(net, data, rng=rng, update_rule=optim.adam, lr_decay=lambda lr0, e: lr0)
