@@ -22,9 +22,9 @@ from pathlib import Path
 
 import nbformat
 
+from course.notebooks import EXPERIMENT_TAG
 from course.sandbox import Limits
 
-EXPERIMENT_TAG = "experiment"
 REVIEW_FILE = "course_review.json"  # written beside the autograded notebook
 
 

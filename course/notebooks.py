@@ -18,6 +18,7 @@ from nbformat import NotebookNode
 
 BEGIN_SOLUTION, END_SOLUTION = "### BEGIN SOLUTION", "### END SOLUTION"
 BEGIN_HIDDEN, END_HIDDEN = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
+EXPERIMENT_TAG = "experiment"  # cells tagged so are skipped by autograding: no graded cell depends on them
 HIDDEN_PLACEHOLDER = "# (hidden tests run here when your notebook is graded; `course check` runs them for you)"
 
 

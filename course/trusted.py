@@ -27,8 +27,7 @@ import course
 import nnlab
 from course import remote, sandbox
 from course.inprocess import python_source
-from course.jobs import EXPERIMENT_TAG
-from course.notebooks import grade_cells, grade_id, is_grade, nbgrader_meta
+from course.notebooks import EXPERIMENT_TAG, grade_cells, grade_id, is_grade, nbgrader_meta
 
 
 def student_cells(source_nb: nbformat.NotebookNode, submitted_nb: nbformat.NotebookNode) -> list[list[str]]:
