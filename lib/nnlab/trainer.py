@@ -19,6 +19,7 @@ import copy
 from typing import Any, Callable, Mapping
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from .layers import softmax_cross_entropy
@@ -121,6 +122,9 @@ class Trainer:
     print_every : print the minibatch loss every this many iterations (None: never).
     on_epoch_end : None or ``fn(trainer, epoch)`` called after each epoch's evaluation (epochs
         from 0), e.g. to record weight norms or snapshots; ``trainer.history`` is up to date.
+    blas_threads : BLAS threads while training (None: leave BLAS as it is). The course's nets are
+        small (a few hundred units): one thread is faster than several, and much faster on a busy
+        machine, where a multi-threaded BLAS waits for its threads more than it multiplies.
 
     Attributes
     ----------
@@ -139,7 +143,8 @@ class Trainer:
                  early_stopping: Any = None,
                  progress: bool = True,
                  print_every: int | None = None,
-                 on_epoch_end: Callable[["Trainer", int], None] | None = None) -> None:
+                 on_epoch_end: Callable[["Trainer", int], None] | None = None,
+                 blas_threads: int | None = 1) -> None:
         missing = [k for k in ("X_train", "y_train", "X_val", "y_val") if k not in data]
         if missing:
             raise KeyError(f"data is missing {missing}")
@@ -167,6 +172,7 @@ class Trainer:
         self.progress = progress
         self.print_every = print_every
         self.on_epoch_end = on_epoch_end
+        self.blas_threads = blas_threads
         self.optim_configs: dict[str, dict[str, Any]] = {}
         self.history: dict[str, Any] = {}
 
@@ -193,6 +199,12 @@ class Trainer:
             ``"epochs_run"`` : int; ``"stopped_early"`` : bool;
             ``"best_epoch"`` : the early stopper's best epoch (None without early stopping).
         """
+        if self.blas_threads is None:
+            return self._train()
+        with threadpool_limits(self.blas_threads, user_api="blas"):
+            return self._train()
+
+    def _train(self) -> dict[str, Any]:
         model = self.model
         self.optim_configs = {k: copy.deepcopy(self.optim_config) for k in model.params}
         lr0 = self.optim_config.get("learning_rate")

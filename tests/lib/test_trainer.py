@@ -190,3 +190,20 @@ def test_trains_on_image_shaped_inputs_and_float32():
     h = Trainer(net, data, rng=rng, num_epochs=2, progress=False).train()
     assert len(h["val_acc"]) == 2
     assert all(p.dtype == np.float32 for p in net.params.values())
+
+
+def blas_threads():
+    from threadpoolctl import threadpool_info
+    return {p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"}
+
+
+@pytest.mark.parametrize("limit, expected", [(1, {1}), (None, {2})])
+def test_training_limits_blas_threads_and_restores_them(limit, expected):
+    from threadpoolctl import threadpool_limits
+    seen = []
+    with threadpool_limits(2, user_api="blas"):
+        net, data, trainer = make(num_epochs=2, blas_threads=limit,
+                                  on_epoch_end=lambda t, epoch: seen.append(blas_threads()))
+        trainer.train()
+        assert blas_threads() == {2}  # restored after training
+    assert seen == [expected, expected]

@@ -3,15 +3,10 @@
 Every function takes initializers ``init_fn(fan_in, fan_out, rng) -> W (fan_in, fan_out)`` (the
 student's own, in the notebook) and plugs them into :class:`nnlab.network.FullyConnectedNet` and
 :class:`nnlab.trainer.Trainer`. Everything is deterministic given the seeds.
-
-The matrices here are small (at most 500 x 256), and for those one BLAS thread is faster than
-several: on a busy 2-core machine a multi-threaded OpenBLAS spends more time waiting for its
-threads than multiplying. Each experiment therefore runs with one BLAS thread.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -26,18 +21,6 @@ InitFn = Callable[[int, int, np.random.Generator], np.ndarray]
 
 #: A tanh unit counts as saturated when ``|tanh(z)| > SATURATED`` (its derivative is then below 0.02).
 SATURATED = 0.99
-
-
-def _one_blas_thread(fn: Callable) -> Callable:
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            from threadpoolctl import threadpool_limits
-        except ImportError:  # pragma: no cover - threadpoolctl ships with scikit-learn
-            return fn(*args, **kwargs)
-        with threadpool_limits(limits=1, user_api="blas"):
-            return fn(*args, **kwargs)
-    return wrapper
 
 
 def mixture_data(seed: int = 0) -> dict[str, np.ndarray]:
@@ -56,7 +39,6 @@ def _unit_spread(W: np.ndarray, b: np.ndarray) -> float:
     return float(np.max(np.abs(Wb - Wb[:, :1])))
 
 
-@_one_blas_thread
 def symmetry_experiment(inits: Mapping[str, InitFn], *, hidden: int = 16, num_epochs: int = 30,
                         learning_rate: float = 0.1, batch_size: int = 50, seed: int = 0,
                         n_show: int = 40) -> dict[str, dict[str, Any]]:
@@ -104,7 +86,6 @@ def symmetry_experiment(inits: Mapping[str, InitFn], *, hidden: int = 16, num_ep
     return results
 
 
-@_one_blas_thread
 def activation_statistics(inits: Mapping[str, InitFn], activation: str, *, depth: int = 10, width: int = 256,
                           n: int = 500, seed: int = 0, bins: int = 50) -> dict[str, dict[str, np.ndarray]]:
     """Hidden activations layer by layer in a deep net at initialization, for each initializer.
@@ -156,7 +137,6 @@ def _saturated_fraction(net: FullyConnectedNet, X: np.ndarray) -> float:
     return float(np.mean(np.concatenate([np.abs(h).ravel() > SATURATED for h in net.hidden_outputs])))
 
 
-@_one_blas_thread
 def compare_inits(inits: Mapping[str, InitFn], *, seeds: Sequence[int] = (0, 1, 2), hidden: Sequence[int] = (64, 64),
                   num_epochs: int = 40, learning_rate: float = 0.1, batch_size: int = 50,
                   data_seed: int = 0) -> dict[str, dict[str, np.ndarray]]:
@@ -193,7 +173,6 @@ def compare_inits(inits: Mapping[str, InitFn], *, seeds: Sequence[int] = (0, 1, 
     return results
 
 
-@_one_blas_thread
 def layer_weight_changes(init_fn: InitFn, *, activation: str = "relu", hidden: Sequence[int] = (64, 64, 64),
                          seeds: Sequence[int] = (0, 1, 2), num_epochs: int = 30, learning_rate: float = 0.05,
                          batch_size: int = 50, data_seed: int = 0) -> dict[str, np.ndarray]:
@@ -233,7 +212,6 @@ def layer_weight_changes(init_fn: InitFn, *, activation: str = "relu", hidden: S
             "test_acc": np.array(accs)}
 
 
-@_one_blas_thread
 def initial_losses(inits: Mapping[str, InitFn], classes: Sequence[int], *, activation: str = "relu",
                    hidden: Sequence[int] = (100, 100), dim: int = 64, n: int = 500, seed: int = 0,
                    last_layer_scale: float = 1.0) -> dict[str, np.ndarray]:

@@ -12,7 +12,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from nnlab import data as _data
 from nnlab import optim
@@ -64,9 +63,7 @@ def train_net(data: Mapping[str, np.ndarray], *, regularizer: Regularizer | None
     trainer = Trainer(net, data, update_rule=optim.sgd_momentum, optim_config={"learning_rate": lr},
                       batch_size=batch_size, num_epochs=num_epochs, rng=np.random.default_rng(seed + 1),
                       progress=False, early_stopping=early_stopping, on_epoch_end=on_epoch_end)
-    # Matrices of 64 x 100: a second BLAS thread only adds overhead (8x slower on a busy 2-core machine).
-    with threadpool_limits(1, user_api="blas"):
-        history = trainer.train()
+    history = trainer.train()  # with one BLAS thread, the trainer's default
     return net, history
 
 
