@@ -1,0 +1,238 @@
+"""Experiments of notebook 04: dropout against overfitting, the noisy cost, dropout as an ensemble,
+data augmentation by shifts, and why a horizontal flip is no augmentation for digits.
+
+Every experiment trains :class:`nnlab.network.FullyConnectedNet` with :class:`nnlab.trainer.Trainer`
+on the 8x8 digits, with the student's ``(dropout_forward, dropout_backward)`` plugged in as the
+network's ``dropout`` and the student's ``random_shift`` making the augmented copies. Everything is
+deterministic given the seeds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from nnlab import optim
+from nnlab.experiments.regularization import digits_splits
+from nnlab.layers import softmax_cross_entropy
+from nnlab.network import FullyConnectedNet
+from nnlab.trainer import Trainer, evaluate
+
+__all__ = ["digits_splits", "train_dropout_net", "dropout_curves", "full_batch_costs", "count_increases",
+           "mc_dropout_predictions", "ensemble_vs_scaling", "augment_with_shifts", "augmentation_runs",
+           "flip_images", "flip_predictions"]
+
+Pair = tuple[Callable[..., Any], Callable[..., Any]]
+SIDE = 8  # the digits are 8 x 8 images, stored as rows of 64 pixels
+
+
+def train_dropout_net(data: Mapping[str, np.ndarray], dropout: Pair | None = None, keep_prob: float = 1.0, *,
+                      hidden: Sequence[int] = (256, 256), num_epochs: int = 100, lr: float = 0.05,
+                      batch_size: int = 50, update_rule: Callable = optim.sgd_momentum,
+                      seed: int = 0) -> tuple[FullyConnectedNet, dict[str, Any]]:
+    """Train a ReLU net ``[64, *hidden, 10]`` with dropout ``keep_prob`` after every hidden layer.
+
+    ``dropout`` is the ``(forward, backward)`` pair (None: the library's). The initial weights come
+    from ``seed`` (the same for every ``keep_prob``), the minibatch order from ``seed + 1`` and the
+    dropout masks from ``seed + 2``.
+
+    Returns
+    -------
+    net : the trained network.
+    history : the trainer's history (per-iteration ``loss``; per-epoch ``train_loss``, ``val_loss``,
+        ``train_acc``, ``val_acc``).
+    """
+    D = data["X_train"].shape[1]
+    net = FullyConnectedNet([D, *hidden, 10], keep_prob=keep_prob, rng=np.random.default_rng(seed))
+    if dropout is not None:
+        net.dropout = dropout
+    net.rng = np.random.default_rng(seed + 2)  # the masks: not tied to the initial weights
+    trainer = Trainer(net, data, update_rule=update_rule, optim_config={"learning_rate": lr},
+                      batch_size=batch_size, num_epochs=num_epochs, rng=np.random.default_rng(seed + 1),
+                      progress=False)
+    with threadpool_limits(1, user_api="blas"):  # small matrices: a second BLAS thread only adds overhead
+        history = trainer.train()
+    return net, history
+
+
+def dropout_curves(dropout: Pair, data: Mapping[str, np.ndarray], keep_probs: Sequence[float] = (1.0, 0.5),
+                   **train_kw: Any) -> dict[float, dict[str, Any]]:
+    """The same net (same initial weights, same minibatches) trained once per ``keep_prob``.
+
+    Returns
+    -------
+    runs : dict keep_prob -> {``"history"``, ``"test_acc"`` (final weights on the test set), ``"net"``}.
+    """
+    runs = {}
+    for keep_prob in keep_probs:
+        net, history = train_dropout_net(data, dropout, keep_prob, **train_kw)
+        runs[keep_prob] = {"history": history, "net": net, "test_acc": evaluate(net, data["X_test"], data["y_test"])[1]}
+    return runs
+
+
+def full_batch_costs(dropout: Pair, data: Mapping[str, np.ndarray], keep_probs: Sequence[float] = (1.0, 0.5),
+                     num_iterations: int = 150, lr: float = 0.1, **train_kw: Any) -> dict[float, np.ndarray]:
+    """The training cost J of every iteration of full-batch gradient descent (plain SGD on all samples).
+
+    With dropout, J is the cost of the thinned network that this iteration's masks drew.
+
+    Returns
+    -------
+    costs : dict keep_prob -> (num_iterations,) array.
+    """
+    n = len(data["y_train"])
+    out = {}
+    for keep_prob in keep_probs:
+        _, history = train_dropout_net(data, dropout, keep_prob, num_epochs=num_iterations, lr=lr, batch_size=n,
+                                       update_rule=optim.sgd, **train_kw)
+        out[keep_prob] = np.asarray(history["loss"])
+    return out
+
+
+def count_increases(costs: np.ndarray) -> int:
+    """How many iterations raised the cost above the previous iteration's."""
+    return int(np.sum(np.diff(np.asarray(costs)) > 0))
+
+
+def _probs(scores: np.ndarray) -> np.ndarray:
+    z = scores - scores.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def mc_dropout_predictions(net: FullyConnectedNet, X: np.ndarray, num_masks: int,
+                           seed: int = 0) -> np.ndarray:
+    """Class probabilities averaged over ``num_masks`` forward passes with dropout on (train mode).
+
+    Returns
+    -------
+    probs : (num_masks, N, C), the running mean after 1, 2, ..., num_masks masks.
+    """
+    saved = net.rng
+    net.rng = np.random.default_rng(seed)
+    try:
+        with threadpool_limits(1, user_api="blas"):
+            total = np.zeros((len(X), net.layer_sizes[-1]))
+            means = []
+            for k in range(1, num_masks + 1):
+                total += _probs(net.loss(X, mode="train"))
+                means.append(total / k)
+    finally:
+        net.rng = saved
+    return np.stack(means)
+
+
+def _nll(probs: np.ndarray, y: np.ndarray) -> float:
+    return float(-np.mean(np.log(np.clip(probs[np.arange(len(y)), y], 1e-300, None))))
+
+
+def ensemble_vs_scaling(net: FullyConnectedNet, X: np.ndarray, y: np.ndarray, num_masks: int = 200,
+                        seed: int = 0) -> dict[str, Any]:
+    """Test-time weight scaling (one deterministic pass) against averaging the predictions of many masks.
+
+    Returns
+    -------
+    result : dict with ``"scaled_acc"``, ``"scaled_loss"`` (the one deterministic test-mode pass),
+        ``"single_acc"`` (mean accuracy of one random mask), ``"mc_acc"`` and ``"mc_loss"`` ((num_masks,):
+        accuracy and log loss of the average over the first k masks), ``"mc_gap"`` ((num_masks,): mean
+        absolute difference between the averaged and the scaled class probabilities) and ``"agreement"``
+        (fraction of samples where the average of all masks predicts the same class as weight scaling).
+    """
+    with threadpool_limits(1, user_api="blas"):
+        scaled = _probs(net.loss(X, mode="test"))
+    mc = mc_dropout_predictions(net, X, num_masks, seed=seed)
+    single = mc[0]
+    per_mask_acc = []
+    # The accuracy of a single random mask: first differences of the running sums are the single passes.
+    sums = mc * np.arange(1, num_masks + 1)[:, None, None]
+    passes = np.diff(sums, axis=0, prepend=0)
+    for p in passes:
+        per_mask_acc.append(float(np.mean(p.argmax(axis=1) == y)))
+    return {"scaled_acc": float(np.mean(scaled.argmax(axis=1) == y)), "scaled_loss": _nll(scaled, y),
+            "single_acc": float(np.mean(per_mask_acc)), "first_acc": float(np.mean(single.argmax(axis=1) == y)),
+            "mc_acc": np.array([np.mean(m.argmax(axis=1) == y) for m in mc]),
+            "mc_loss": np.array([_nll(m, y) for m in mc]),
+            "mc_gap": np.array([np.mean(np.abs(m - scaled)) for m in mc]),
+            "agreement": float(np.mean(mc[-1].argmax(axis=1) == scaled.argmax(axis=1)))}
+
+
+def augment_with_shifts(random_shift: Callable, X: np.ndarray, y: np.ndarray, copies: int, max_shift: int,
+                        rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The samples (N, 64) and ``copies`` shifted copies of each (labels repeated): (N * (copies + 1), 64)."""
+    images = X.reshape(-1, SIDE, SIDE)
+    shifted = [random_shift(images, max_shift, rng).reshape(len(X), -1) for _ in range(copies)]
+    return np.concatenate([X, *shifted]), np.concatenate([y] * (copies + 1))
+
+
+def flip_images(X: np.ndarray) -> np.ndarray:
+    """Every image (rows of 64 pixels) mirrored left to right."""
+    return X.reshape(-1, SIDE, SIDE)[:, :, ::-1].reshape(len(X), -1)
+
+
+def augmentation_runs(random_shift: Callable, *, n_train: int = 100, seeds: Sequence[int] = (0, 1, 2),
+                      copies: int = 4, max_shift: int = 1, num_iterations: int = 1000, batch_size: int = 50,
+                      hidden: Sequence[int] = (256,), **train_kw: Any) -> dict[str, dict[str, Any]]:
+    """A small training set as it is, with shifted copies, and with mirrored copies, on several splits.
+
+    For each seed, the digits are split anew (:func:`digits_splits` with that seed, the first
+    ``n_train`` training images kept) and the same net is trained on the three training sets for about
+    ``num_iterations`` SGD steps each (a larger set is seen for fewer epochs). The shifted copies come
+    from ``random_shift`` with ``max_shift``; the dev set is also evaluated with every image moved by
+    ``random_shift`` (a dev set whose digits are not all centred).
+
+    Returns
+    -------
+    runs : dict name -> {``"n_train"``, ``"val_acc"``, ``"shifted_val_acc"``, ``"test_acc"`` (arrays, one
+        value per seed), ``"history"`` (the first seed's)}, for the names ``"original"``,
+        ``"+ shifted copies"`` and ``"+ mirrored copies"``.
+    """
+    runs: dict[str, dict[str, Any]] = {}
+    for seed in seeds:
+        data = digits_splits(n_train=n_train, seed=seed)
+        X, y = data["X_train"], data["y_train"]
+        rng = np.random.default_rng(seed + 10)
+        sets = {"original": (X, y),
+                "+ shifted copies": augment_with_shifts(random_shift, X, y, copies, max_shift, rng),
+                "+ mirrored copies": (np.concatenate([X, flip_images(X)]), np.concatenate([y, y]))}
+        X_val_shifted = random_shift(data["X_val"].reshape(-1, SIDE, SIDE), max_shift,
+                                     np.random.default_rng(seed + 11)).reshape(len(data["X_val"]), -1)
+        for name, (Xa, ya) in sets.items():
+            d = {**data, "X_train": Xa, "y_train": ya}
+            num_epochs = max(1, round(num_iterations / -(-len(ya) // batch_size)))
+            net, history = train_dropout_net(d, None, 1.0, num_epochs=num_epochs, batch_size=batch_size, seed=seed,
+                                             hidden=hidden, **train_kw)
+            run = runs.setdefault(name, {"n_train": len(ya), "val_acc": [], "shifted_val_acc": [], "test_acc": [],
+                                         "history": history})
+            run["val_acc"].append(history["val_acc"][-1])
+            run["shifted_val_acc"].append(evaluate(net, X_val_shifted, data["y_val"])[1])
+            run["test_acc"].append(evaluate(net, data["X_test"], data["y_test"])[1])
+    for run in runs.values():
+        for key in ("val_acc", "shifted_val_acc", "test_acc"):
+            run[key] = np.asarray(run[key])
+    return runs
+
+
+def flip_predictions(data: Mapping[str, np.ndarray], **train_kw: Any) -> dict[str, Any]:
+    """What a net trained on all the (unflipped) training digits reads in the mirrored dev images.
+
+    Returns
+    -------
+    result : dict with ``"same"`` (10,): per class, the fraction of mirrored images still read as their
+        label; ``"read_as"`` (10, 10): row c, the fractions of mirrored images of class c read as each
+        class; ``"val_acc"``: accuracy on the unmirrored dev images.
+    """
+    net, history = train_dropout_net(data, None, 1.0, **train_kw)
+    y = data["y_val"]
+    pred = net.predict(flip_images(data["X_val"]))
+    read_as = np.zeros((10, 10))
+    np.add.at(read_as, (y, pred), 1)
+    read_as /= read_as.sum(axis=1, keepdims=True)
+    return {"same": np.diag(read_as).copy(), "read_as": read_as, "val_acc": history["val_acc"][-1]}
+
+
+def data_loss(net: FullyConnectedNet, X: np.ndarray, y: np.ndarray) -> float:
+    """Mean cross-entropy of ``net`` in test mode."""
+    return float(softmax_cross_entropy(net.loss(X, mode="test"), y)[0])
