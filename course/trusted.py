@@ -6,6 +6,16 @@ in a sandboxed process that cannot see the course library, the gradebook or the 
 Monkeypatching numpy, the test helpers or builtins, lying ``__eq__``/``__array__``,
 redefining the tests' helpers, editing test cells and calling the library's reference
 all stay inside the student's process, where they decide nothing.
+
+The protocol (``course.remote``) lets the student's process call only what a test handed it
+(a function, a random generator's sampling methods) with plain data; a test that must hand over
+anything else (a PyTorch module) cannot run here: its cell is declared *kernel-only* by tagging
+the grade cell in ``source/`` with :data:`KERNEL_ONLY_TAG`, and it is then graded by the run in
+the student's kernel alone (the grade report lists such cells).
+
+The whole re-run has one deadline (the submission's remaining time); each cell also has the
+per-cell limit. At the deadline the student's process is killed and the cells not run get 0
+with that reason.
 """
 
 from __future__ import annotations
@@ -29,6 +39,18 @@ from course import remote, sandbox
 from course.inprocess import python_source
 from course.notebooks import EXPERIMENT_TAG, grade_cells, grade_id, is_grade, nbgrader_meta
 
+KERNEL_ONLY_TAG = "kernel-only"  # on a grade cell in source/: checked by the student's kernel run only
+
+
+def kernel_only_cells(source_nb: nbformat.NotebookNode) -> list[str]:
+    """Grade ids of the test cells declared kernel-only (their tests pass objects that cannot cross)."""
+    return [grade_id(c) for c in grade_cells(source_nb) if KERNEL_ONLY_TAG in c.get("metadata", {}).get("tags", [])]
+
+
+def _deadline_reason(seconds: float) -> str:
+    return (f"not run: the trusted re-run of the tests reached this submission's time limit ({seconds:g} s for the "
+            "whole notebook, the run in your kernel included); your code is far too slow somewhere, or waits")
+
 
 def student_cells(source_nb: nbformat.NotebookNode, submitted_nb: nbformat.NotebookNode) -> list[list[str]]:
     """What runs in the student's process: the setup cell (from source), then the student's own code cells."""
@@ -43,7 +65,7 @@ def student_cells(source_nb: nbformat.NotebookNode, submitted_nb: nbformat.Noteb
 class StudentProcess:
     """The sandboxed student's process and the proxies of what it defined."""
 
-    def __init__(self, cells: list[list[str]], limits: sandbox.Limits, hide: list[str]):
+    def __init__(self, cells: list[list[str]], limits: sandbox.Limits, hide: list[str], deadline: float):
         self.dir = Path(tempfile.mkdtemp(prefix="student-"))
         (self.dir / "cells.json").write_text(json.dumps(cells))
         shutil.copy2(remote.__file__, self.dir / "student_server.py")  # runs without the course packages
@@ -52,18 +74,14 @@ class StudentProcess:
         self.proc = sandbox.popen([sys.executable, str(self.dir / "student_server.py"), str(self.dir / "cells.json")],
                                   writable=self.dir, hide=hidden, limits=limits, stdin=subprocess.PIPE,
                                   stdout=subprocess.PIPE, stderr=self.log, bufsize=0)
-        self.peer = remote.Peer(self.proc.stdout, self.proc.stdin)
-        self.peer.deadline = time.monotonic() + limits.cell_seconds
         try:
-            ready = self.peer.recv()
-            if ready.get("op") != "ready":
-                raise remote.ProtocolError("the student's process did not start")
+            self.peer = remote.Peer(self.proc.stdout, self.proc.stdin, strict=True)
+            self.peer.deadline = min(time.monotonic() + limits.cell_seconds, deadline)
+            self.names, self.problems = self.peer.receive_ready()
         except BaseException:
             self.close()
             raise
         self.peer.deadline = None
-        self.names = {k: self.peer.decode(v) for k, v in ready.get("names", {}).items()}
-        self.problems = ready.get("problems", [])
 
     def close(self) -> None:
         sandbox.kill(self.proc)
@@ -72,8 +90,12 @@ class StudentProcess:
 
 
 def trusted_run(source_nb: nbformat.NotebookNode, submitted_nb: nbformat.NotebookNode,
-                limits: sandbox.Limits, hide: list[str] = ()) -> dict[str, str]:
-    """Every grade cell's outcome: ``""`` for a pass, else the reason (no test code in it)."""
+                limits: sandbox.Limits, hide: list[str] = (), deadline: float | None = None) -> dict[str, str]:
+    """Every grade cell's outcome: ``""`` for a pass (or a kernel-only cell), else the reason (no test code in it).
+
+    ``deadline`` (``time.monotonic()``) bounds the whole re-run; by default ``limits.wall_seconds`` from now.
+    """
+    deadline = time.monotonic() + limits.wall_seconds if deadline is None else deadline
     cells = student_cells(source_nb, submitted_nb)
     trusted: dict = {"__name__": "__main__"}
     for c in source_nb.cells:
@@ -82,43 +104,60 @@ def trusted_run(source_nb: nbformat.NotebookNode, submitted_nb: nbformat.Noteboo
     outcomes: dict[str, str] = {}
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
-        _run_cells(source_nb, cells, trusted, outcomes, limits, hide)
+        _run_cells(source_nb, cells, trusted, outcomes, limits, hide, deadline)
     return outcomes
 
 
-def _run_cells(source_nb, cells, trusted, outcomes, limits, hide) -> None:
+def _run_cells(source_nb, cells, trusted, outcomes, limits, hide, deadline: float) -> None:
     student: StudentProcess | None = None
     start_failure = ""
+    kernel_only = set(kernel_only_cells(source_nb))
+    total = limits.wall_seconds
     try:
         for cell in grade_cells(source_nb):
             gid = grade_id(cell)
+            if gid in kernel_only:  # declared: its tests pass objects that cannot cross; the kernel run decides
+                outcomes[gid] = ""
+                continue
             if start_failure:  # the student's code never finished loading: no point in retrying per cell
                 outcomes[gid] = start_failure
+                continue
+            if time.monotonic() >= deadline:
+                outcomes[gid] = _deadline_reason(total)
                 continue
             try:
                 if student is None:
                     try:
-                        student = StudentProcess(cells, limits, list(hide))
+                        student = StudentProcess(cells, limits, list(hide), deadline)
                     except remote.ProtocolError as exc:
                         start_failure = f"your notebook's code did not finish loading: {exc}"
+                        if time.monotonic() >= deadline:
+                            start_failure = _deadline_reason(total)
                         raise remote.ProtocolError(start_failure) from None
                 namespace = {**student.names, **trusted}  # the course's names always win
-                student.peer.deadline = time.monotonic() + limits.cell_seconds
+                student.peer.deadline = min(time.monotonic() + limits.cell_seconds, deadline)
                 exec(compile(python_source(cell.source), f"<test {gid}>", "exec"), namespace)  # noqa: S102
                 outcomes[gid] = ""
             except remote.ProtocolError as exc:
                 outcomes[gid] = str(exc)
+                if time.monotonic() >= deadline and "time limit" in str(exc):
+                    outcomes[gid] = _deadline_reason(total)
                 if student is not None:
                     student.close()
                     student = None
             except Exception as exc:
                 outcomes[gid] = f"{type(exc).__name__}: {exc}"
+                if student is not None and student.peer.cannot_cross:
+                    outcomes[gid] = (f"this test passes a {student.peer.cannot_cross} to your code, which the trusted "
+                                     "re-run cannot do (instructor: tag the grade cell "
+                                     f"'{KERNEL_ONLY_TAG}' in source/)")
                 if student is not None and student.problems and "NameError" in outcomes[gid]:
                     outcomes[gid] += " (" + "; ".join(student.problems[:2]) + ")"
             finally:
                 if student is not None:
                     student.peer.deadline = None
-                    if student.peer.broken:  # it hung or crashed: the next cell gets a fresh process
+                    student.peer.cannot_cross = ""
+                    if student.peer.broken:  # it hung, crashed or broke the protocol: a fresh process next
                         student.close()
                         student = None
     finally:
