@@ -79,7 +79,13 @@ def batchnorm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray,
         running_mean = momentum * running_mean + (1 - momentum) * mu
         running_var  = momentum * running_var  + (1 - momentum) * var
 
-    Test mode uses ``running_mean`` and ``running_var`` instead of the batch statistics.
+    Test mode uses ``running_mean`` and ``running_var`` instead of the batch statistics and
+    changes nothing in ``bn_param``.
+
+    Differences from ``torch.nn.functional.batch_norm``: the course's ``momentum`` is the
+    weight of the old value (PyTorch's is the weight of the new one: ``1 - momentum``), and
+    the running variance averages the biased batch variance that normalized the batch,
+    where PyTorch averages the unbiased one (``N / (N - 1)`` times larger).
 
     Parameters
     ----------
@@ -88,8 +94,8 @@ def batchnorm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray,
     beta : (D,) shift.
     bn_param : dict, state kept between calls and updated in place (train mode):
         ``mode`` (``"train"`` or ``"test"``, default ``"train"``), ``eps`` (default 1e-5),
-        ``momentum`` (default 0.9), ``running_mean`` (D,) (created as zeros if absent),
-        ``running_var`` (D,) (created as ones if absent).
+        ``momentum`` (default 0.9), ``running_mean`` (D,) (zeros if absent),
+        ``running_var`` (D,) (ones if absent).
 
     Returns
     -------
@@ -103,10 +109,10 @@ def batchnorm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray,
     eps = float(bn_param.get("eps", 1e-5))
     momentum = float(bn_param.get("momentum", 0.9))
     D = x.shape[1]
-    if bn_param.get("running_mean") is None:
-        bn_param["running_mean"] = np.zeros(D, dtype=dtype)
-    if bn_param.get("running_var") is None:
-        bn_param["running_var"] = np.ones(D, dtype=dtype)
+    running_mean = bn_param.get("running_mean")
+    running_var = bn_param.get("running_var")
+    running_mean = np.zeros(D, dtype=dtype) if running_mean is None else running_mean
+    running_var = np.ones(D, dtype=dtype) if running_var is None else running_var
 
     if mode == "train":
         mu = x.mean(axis=0)
@@ -115,11 +121,11 @@ def batchnorm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray,
         inv_std = 1 / np.sqrt(var + eps)
         x_hat = xc * inv_std
         # New arrays, not in-place updates: a caller's reference to the old statistics stays valid.
-        bn_param["running_mean"] = momentum * bn_param["running_mean"] + (1 - momentum) * mu
-        bn_param["running_var"] = momentum * bn_param["running_var"] + (1 - momentum) * var
-    elif mode == "test":
-        inv_std = (1 / np.sqrt(bn_param["running_var"] + eps)).astype(dtype, copy=False)
-        x_hat = (x - bn_param["running_mean"].astype(dtype, copy=False)) * inv_std
+        bn_param["running_mean"] = momentum * running_mean + (1 - momentum) * mu
+        bn_param["running_var"] = momentum * running_var + (1 - momentum) * var
+    elif mode == "test":  # the running statistics are read, never written: bn_param is left as it was
+        inv_std = (1 / np.sqrt(running_var + eps)).astype(dtype, copy=False)
+        x_hat = (x - np.asarray(running_mean).astype(dtype, copy=False)) * inv_std
     else:
         raise ValueError(f"bn_param['mode'] must be 'train' or 'test', got {mode!r}")
     out = x_hat * gamma + beta

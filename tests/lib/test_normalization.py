@@ -203,3 +203,35 @@ def test_backward_does_not_mutate_cache(kind):
 def test_batchnorm_bad_mode_raises():
     with pytest.raises(ValueError):
         N.batchnorm_forward(np.ones((2, 2)), np.ones(2), np.zeros(2), {"mode": "eval"})
+
+
+def test_running_averages_differ_from_torch_as_documented():
+    # COURSE.md: momentum is the weight of the OLD value (torch: of the new one), and the running variance
+    # averages the biased batch variance (torch: the unbiased one, N / (N - 1) times larger).
+    x, gamma, beta, _ = problem(3, 5, 4, shift=2.0, scale=3.0)
+    rm, rv = np.zeros(4), np.ones(4)
+    ours = {"mode": "train", "momentum": 0.9}
+    N.batchnorm_forward(x, gamma, beta, ours)
+    t_rm, t_rv = torch.tensor(rm), torch.tensor(rv)
+    F.batch_norm(torch.tensor(x), t_rm, t_rv, training=True, momentum=0.9, eps=1e-5)  # same number, other meaning
+    assert not np.allclose(ours["running_mean"], t_rm.numpy())
+    np.testing.assert_allclose(t_rm.numpy(), 0.1 * rm + 0.9 * x.mean(axis=0), rtol=1e-12)
+    t_rm, t_rv = torch.tensor(rm), torch.tensor(rv)
+    F.batch_norm(torch.tensor(x), t_rm, t_rv, training=True, momentum=0.1, eps=1e-5)  # torch's 1 - momentum
+    np.testing.assert_allclose(ours["running_mean"], t_rm.numpy(), rtol=1e-12)
+    unbiased_gap = t_rv.numpy() - ours["running_var"]
+    np.testing.assert_allclose(unbiased_gap, 0.1 * (x.var(axis=0, ddof=1) - x.var(axis=0)), rtol=1e-10)
+    assert np.all(unbiased_gap > 0)
+
+
+def test_test_mode_changes_nothing_in_bn_param_even_without_running_statistics():
+    x, gamma, beta, _ = problem(4, 6, 3)
+    param = {"mode": "test"}
+    out, _ = N.batchnorm_forward(x, gamma, beta, param)
+    assert param == {"mode": "test"}
+    np.testing.assert_allclose(out, gamma * x / np.sqrt(1 + 1e-5) + beta, rtol=1e-12)  # zeros and ones
+    rm, rv = np.arange(3.0), np.full(3, 2.0)
+    param = {"mode": "test", "running_mean": rm, "running_var": rv, "momentum": 0.5}
+    N.batchnorm_forward(x, gamma, beta, param)
+    assert param["running_mean"] is rm and param["running_var"] is rv
+    np.testing.assert_array_equal(rm, np.arange(3.0))
