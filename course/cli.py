@@ -40,7 +40,15 @@ def _cmd_grade(args: argparse.Namespace) -> int:
         print("error: --workers, --cell-timeout, --notebook-timeout and --memory-gb must be positive", file=sys.stderr)
         return 2
     limits = Limits(cell_seconds=args.cell_timeout, wall_seconds=args.notebook_timeout,
-                    memory_bytes=int(args.memory_gb * 1024 ** 3))
+                    memory_bytes=int(args.memory_gb * 1024 ** 3), require_protections=not args.allow_unprotected)
+    from course.sandbox import UnprotectedError, describe_protections, require_protections
+    try:
+        require_protections()
+    except UnprotectedError as exc:
+        if not args.allow_unprotected:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(describe_protections(), file=sys.stderr)
     root = course_root()
     if args.assignment not in assignments(root):
         print(f"error: unknown assignment {args.assignment!r}; known: {', '.join(assignments(root))}", file=sys.stderr)
@@ -145,12 +153,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="grade N submissions at a time on this machine (default: one per core)")
     p.add_argument("--cell-timeout", type=int, default=60, metavar="S", help="seconds per cell (default 60)")
     p.add_argument("--notebook-timeout", type=float, default=600, metavar="S",
-                   help="seconds per submission, all cells together (default 600)")
+                   help="seconds the notebook may run, all cells together (default 600); the tests' trusted "
+                        "re-run gets as long again, and one submission's grading never exceeds twice this "
+                        "plus 160 s")
     p.add_argument("--memory-gb", type=float, default=3.0, metavar="GB",
                    help="memory per process of a submission (default 3)")
     p.add_argument("--no-trusted-rerun", action="store_true",
                    help="trust the student's kernel: skip the second, tamper-proof run of the tests (faster; only "
                         "for submissions you trust)")
+    p.add_argument("--allow-unprotected", action="store_true",
+                   help="grade even where bubblewrap or root is missing (the students' code can then read the hidden "
+                        "tests and change the gradebook; the report says so in capitals). Without it, grading "
+                        "refuses to start on such a machine")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="grade on a Dask cluster instead, e.g. tcp://10.0.0.5:8786 (workers need the course installed)")
     p.set_defaults(func=_cmd_grade)

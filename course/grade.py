@@ -70,9 +70,17 @@ def collect_folder(root: Path, assignment: str, folder: Path) -> list[str]:
         dest = root / "submitted" / sid / assignment
         if dest.exists():
             shutil.rmtree(dest)
-        shutil.copytree(src, dest)
+        shutil.copytree(src, dest, symlinks=True, ignore=_not_regular)  # a link is never followed
         students.append(sid)
     return students
+
+
+def _not_regular(folder: str, names: list[str]) -> list[str]:
+    """What ``collect_folder`` leaves out: links, FIFOs, devices (only files and folders are collected)."""
+    import os
+    import stat
+
+    return [n for n in names if not (stat.S_ISREG(m := os.lstat(os.path.join(folder, n)).st_mode) or stat.S_ISDIR(m))]
 
 
 def collect_zip(root: Path, assignment: str, zip_path: Path) -> list[str]:
@@ -103,6 +111,8 @@ def validate_submission(root: Path, assignment: str, student: str) -> str:
     expected = source_notebook(root, assignment).name
     folder = root / "submitted" / student / assignment
     path = folder / expected
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        return f"{expected} is a link or a special file, not a notebook."
     if not path.exists():
         found = sorted(p.name for p in folder.glob("*.ipynb"))
         return (f"no {expected} in the submission" + (f" (found {', '.join(found)}; rename it)" if found else "")
@@ -237,9 +247,12 @@ def explain(error: dict) -> str:
 
 
 def feedback_and_export(root: Path, assignment: str) -> Path:
-    """``nbgrader generate_feedback`` (hidden tests removed) and ``nbgrader export`` -> ``grades.csv``."""
-    run_nbgrader(root, "generate_feedback", assignment, "--force", check=False)
-    run_nbgrader(root, "export", "--to", str(root / "grades.csv"))
+    """``nbgrader export`` -> ``grades.csv``.
+
+    The feedback (nbgrader ``generate_feedback``, hidden tests removed) is written for each student by
+    their grading job (``course.jobs``), inside the deadline of their submission.
+    """
+    run_nbgrader(root, "export", "--to", str(root / "grades.csv"), timeout=600)
     return root / "grades.csv"
 
 

@@ -2,18 +2,32 @@
 
 A :class:`Job` carries everything as bytes (config, source, gradebook, submission),
 so it runs the same in a local worker process or on a Dask worker on another
-machine. :func:`run_job` autogrades it with nbgrader's own API in the worker and
-returns an :class:`Outcome` (scores per grade cell, the autograded files) that
+machine. :func:`run_job` autogrades it with nbgrader's own API and returns an
+:class:`Outcome` (scores per grade cell, the autograded notebook, the feedback) that
 :func:`merge` writes into the course's one gradebook, from one process only:
 SQLite is never written concurrently.
+
+Every job is its own failure domain (:func:`run_jobs`): it runs in a process of its own,
+with a deadline for each stage (:data:`STAGES`) and one for the whole submission
+(:func:`submission_deadline`), and a memory cap; an exception, a timeout or a memory
+blow-up gives that student 0 with a reason, and the batch goes on.
+
+The student's kernel works in a folder of its own, never in nbgrader's output folder;
+nothing the student's code created is ever read back, and what is read back (nbgrader's
+own output) is read with ``O_NOFOLLOW``, regular files only, sizes capped (:func:`read_tree`).
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import pickle
 import shutil
+import signal
+import stat
 import tempfile
+import threading
 import time
 import warnings
 from contextlib import contextmanager
@@ -23,9 +37,24 @@ from pathlib import Path
 import nbformat
 
 from course.notebooks import EXPERIMENT_TAG
-from course.sandbox import Limits
+from course.sandbox import Limits, missing_protections
 
-REVIEW_FILE = "course_review.json"  # written beside the autograded notebook
+REVIEW_FILE = "course_review.json"  # written by the grader beside the autograded notebook
+
+MAX_FILE_BYTES = 32 * 1024 ** 2        # one file read back (a notebook with its outputs, a feedback page)
+MAX_TREE_BYTES = 64 * 1024 ** 2        # all the files of one folder read back
+MAX_TREE_FILES = 200
+MAX_TREE_DEPTH = 8
+MAX_ANSWER_CHARS = 20_000              # longer answers are not given to the copy detector
+MAX_OUTCOME_BYTES = 3 * MAX_TREE_BYTES  # what a worker may send back to the batch's process
+WORKER_MEMORY_BYTES = 4 * 1024 ** 3    # resident memory of a grading worker (nbgrader, trusted re-run)
+# Seconds each stage may take beyond the limits the instructor sets (``Limits.wall_seconds``):
+STAGES = {"setup": 30, "kernel (beyond --notebook-timeout)": 60, "copy detector": 10, "feedback": 60}
+
+
+def submission_deadline(limits: Limits) -> float:
+    """Bound on one submission's wall time: kernel, trusted re-run, copy detector and feedback together."""
+    return 2 * limits.wall_seconds + sum(STAGES.values())
 
 
 @dataclass
@@ -37,8 +66,9 @@ class Job:
     gradebook: bytes                    # gradebook.db that knows the assignment's cells
     submission: dict[str, bytes]        # submitted/<student>/<assignment>/ files by relative path
     skip_experiments: bool = True       # drop cells tagged "experiment": no graded cell depends on them
-    hide: list[str] = field(default_factory=list)  # folders the student's kernel must not see
+    hide: list[str] = field(default_factory=list)  # course folders (the sandbox shows only an allow-list anyway)
     trusted: bool = True                # re-run the test cells outside the student's kernel (course.trusted)
+    skipped: list[str] = field(default_factory=list)  # submitted files left out (links, special files, too large)
 
 
 @dataclass
@@ -51,22 +81,99 @@ class Outcome:
     comments: dict[str, str | None] = field(default_factory=dict)   # solution cell id -> auto comment
     notebook: str = ""                                              # notebook name (no .ipynb)
     autograded: dict[str, bytes] = field(default_factory=dict)      # autograded/<student>/<assignment>/ files
+    feedback: dict[str, bytes] = field(default_factory=dict)        # feedback/<student>/<assignment>/ files
     seconds: float = 0.0
     log: str = ""
     trusted: dict[str, str] = field(default_factory=dict)  # grade cell id -> trusted run's reason ("" = pass)
     overridden: list[str] = field(default_factory=list)    # cells the kernel passed and the trusted run failed
     copies: list[str] = field(default_factory=list)         # exercises that copy the library's reference
+    peak_rss: int = 0                                       # the worker's peak resident memory (bytes)
 
 
-def read_tree(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+# -- files ------------------------------------------------------------------------------------
+
+def read_file(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
+    """A regular file's bytes, never through a link, never blocking on a FIFO; ``OSError`` if not that or too big."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        if info.st_size > limit:
+            raise OSError(errno.EFBIG, f"larger than {limit // 1024 ** 2} MiB", str(path))
+        chunks, left = [], limit + 1
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        data = b"".join(chunks)
+        if len(data) > limit:
+            raise OSError(errno.EFBIG, f"larger than {limit // 1024 ** 2} MiB", str(path))
+        return data
+    finally:
+        os.close(fd)
+
+
+def read_tree(folder: Path, skipped: list[str] | None = None, *, max_file: int = MAX_FILE_BYTES,
+              max_total: int = MAX_TREE_BYTES) -> dict[str, bytes]:
+    """The regular files under ``folder`` by relative path; links, FIFOs, devices and oversized files left out.
+
+    Nothing is followed: every entry is ``lstat``-ed and opened with ``O_NOFOLLOW``. What is left out
+    is listed in ``skipped`` (with the reason).
+    """
+    skipped = [] if skipped is None else skipped
+    out: dict[str, bytes] = {}
+    total = 0
+
+    def walk(path: Path, rel: str, depth: int) -> None:
+        nonlocal total
+        try:
+            entries = sorted(os.scandir(path), key=lambda e: e.name)
+        except OSError as exc:
+            skipped.append(f"{rel or '.'}: {exc.strerror}")
+            return
+        for entry in entries:
+            name = f"{rel}/{entry.name}" if rel else entry.name
+            if entry.is_symlink():
+                skipped.append(f"{name}: a symbolic link")
+            elif entry.is_dir(follow_symlinks=False):
+                if depth >= MAX_TREE_DEPTH:
+                    skipped.append(f"{name}: folders nested too deep")
+                else:
+                    walk(Path(entry.path), name, depth + 1)
+            elif not entry.is_file(follow_symlinks=False):
+                skipped.append(f"{name}: not a regular file")
+            elif len(out) >= MAX_TREE_FILES:
+                skipped.append(f"{name}: more than {MAX_TREE_FILES} files")
+            else:
+                try:
+                    data = read_file(Path(entry.path), min(max_file, max_total - total))
+                except OSError as exc:
+                    skipped.append(f"{name}: {exc.strerror}")
+                    continue
+                out[name] = data
+                total += len(data)
+
+    info = os.lstat(folder)
+    if not stat.S_ISDIR(info.st_mode):
+        raise NotADirectoryError(f"{folder} is not a folder")
+    walk(Path(folder), "", 0)
+    return out
 
 
 def write_tree(folder: Path, files: dict[str, bytes]) -> None:
+    """Write files by relative path into ``folder`` (created by us); never through a link."""
     for rel, data in files.items():
+        parts = Path(rel).parts
+        if Path(rel).is_absolute() or ".." in parts or not parts:
+            raise ValueError(f"refusing to write {rel!r}")
         path = folder / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
 
 
 @contextmanager
@@ -81,9 +188,10 @@ def quiet_nbgrader():
 def make_job(root: Path, assignment: str, student: str, skip_experiments: bool = True, trusted: bool = True) -> Job:
     hide = [str(root / d) for d in ("submitted", "autograded", "feedback", "source", "downloaded", "exchange",
                                      "gradebook.db", "grades.csv") if (root / d).exists()]
-    return Job(assignment, student, (root / "nbgrader_config.py").read_bytes(),
-               read_tree(root / "source" / assignment), (root / "gradebook.db").read_bytes(),
-               read_tree(root / "submitted" / student / assignment), skip_experiments, hide, trusted)
+    skipped: list[str] = []
+    submission = read_tree(root / "submitted" / student / assignment, skipped)
+    return Job(assignment, student, read_file(root / "nbgrader_config.py"), read_tree(root / "source" / assignment),
+               read_file(root / "gradebook.db", 1024 ** 3), submission, skip_experiments, hide, trusted, skipped)
 
 
 def prepare_submission(path: Path, skip_experiments: bool) -> None:
@@ -110,22 +218,58 @@ def prepare_submission(path: Path, skip_experiments: bool) -> None:
     nbformat.write(nb, path)
 
 
+# -- deadlines --------------------------------------------------------------------------------
+
+class StageTimeout(BaseException):
+    """A grading stage ran past its deadline (a BaseException: test code catching Exception cannot swallow it)."""
+
+
+@contextmanager
+def deadline(seconds: float, stage: str):
+    """Raise :class:`StageTimeout` in this (main) thread after ``seconds``; elsewhere the job's own deadline holds."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(_signum, _frame):
+        raise StageTimeout(f"{stage} ran out of time ({seconds:g} s)")
+
+    old = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, max(seconds, 0.01))
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+# -- one job ----------------------------------------------------------------------------------
+
 def run_job(job: Job, limits: Limits | None = None) -> Outcome:
     """Autograde one submission in a scratch course; the student's kernel runs in the sandbox.
 
-    nbgrader itself runs here (trusted) and is the only writer of the scratch gradebook. The
-    kernel (``course.kernel_sandbox``) can write only its own folder, sees no gradebook, source
-    or other submission, has no network, and has memory, process and wall-clock limits: hangs,
-    memory bombs, fork bombs and crashes become a plain reason for this one student.
+    nbgrader itself runs here (trusted) and is the only writer of the scratch course. The kernel
+    (``course.kernel_sandbox``) works in a folder of its own that nothing reads back, sees no
+    gradebook, source or other submission, has no network, and has memory, process and
+    wall-clock limits: hangs, memory bombs, fork bombs and crashes become a plain reason for this
+    one student. Any failure of the grading itself becomes a reason too.
     """
     limits = limits or Limits()
     start = time.perf_counter()
+    if limits.require_protections and missing_protections():
+        return Outcome(job.student, False, problem="not graded: this grading machine lacks "
+                       + "; ".join(missing_protections()) + " (grading without them was not allowed)")
     scratch = Path(tempfile.mkdtemp(prefix=f"grade-{job.student}-"))
     try:
         with quiet_nbgrader(), _sandbox_env(scratch, job, limits):
             outcome = _autograde_in(scratch, job, limits)
+    except StageTimeout as exc:
+        outcome = Outcome(job.student, False, problem=f"not graded: {exc}")
+    except Exception as exc:  # the grader's own failure on this submission: this student only
+        outcome = Outcome(job.student, False, problem=f"not graded: the grader failed on this submission "
+                                                      f"({type(exc).__name__}: {str(exc)[:300]})")
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        shutil.rmtree(scratch, ignore_errors=True)  # fd-based: never follows the student's links
     outcome.seconds = time.perf_counter() - start
     return outcome
 
@@ -135,18 +279,17 @@ def _sandbox_env(scratch: Path, job: Job, limits: Limits):
     """Environment read by the sandboxed kernel launcher (and restored afterwards)."""
     from course.kernel_sandbox import kernel_spec
 
-    course = scratch / "course"
-    work = course / "autograded" / job.student / job.assignment
-    for folder in (scratch / "ipc", scratch / "runtime", work):
-        folder.mkdir(parents=True, exist_ok=True)
+    for folder in (scratch / "ipc", scratch / "runtime", scratch / "work", scratch / "course"):
+        folder.mkdir(parents=True)
     values = {
         "JUPYTER_PATH": str(kernel_spec(scratch / "jupyter")),
         "JUPYTER_RUNTIME_DIR": str(scratch / "runtime"),
-        "COURSE_SANDBOX_DIR": str(work),
+        "COURSE_SANDBOX_DIR": str(scratch / "work"),
         "COURSE_SANDBOX_IPC": str(scratch / "ipc"),
-        "COURSE_SANDBOX_HIDE": os.pathsep.join([str(course), *job.hide]),
+        "COURSE_SANDBOX_LOG": str(scratch / "kernel.log"),
         "COURSE_SANDBOX_WALL": str(limits.wall_seconds),
         "COURSE_SANDBOX_MEMORY": str(limits.memory_bytes),
+        "COURSE_SANDBOX_FILE": str(limits.file_bytes),
     }
     saved = {k: os.environ.get(k) for k in values}
     os.environ.update(values)
@@ -167,21 +310,25 @@ def _autograde_in(scratch: Path, job: Job, limits: Limits) -> Outcome:
     from traitlets.config.loader import PyFileConfigLoader
 
     course = scratch / "course"
-    (course / "nbgrader_config.py").write_bytes(job.config)
-    (course / "gradebook.db").write_bytes(job.gradebook)
-    write_tree(course / "source" / job.assignment, job.source)
-    sub = course / "submitted" / job.student / job.assignment
-    write_tree(sub, job.submission)
-    for nb_path in sub.glob("*.ipynb"):
-        prepare_submission(nb_path, job.skip_experiments)
-    config = PyFileConfigLoader("nbgrader_config.py", path=str(course)).load_config()
-    config.CourseDirectory.root = str(course)
-    config.Execute.timeout = int(limits.cell_seconds)
-    config.Execute.kernel_name = "course-sandbox"
-    config.KernelManager.transport = "ipc"
-    config.KernelManager.ip = str(scratch / "ipc" / "kernel")
-    api = NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
-    result = api.autograde(job.assignment, job.student, force=True, create=True)
+    with deadline(STAGES["setup"], "preparing the scratch course"):
+        write_tree(course, {"nbgrader_config.py": job.config, "gradebook.db": job.gradebook})
+        write_tree(course / "source" / job.assignment, job.source)
+        sub = course / "submitted" / job.student / job.assignment
+        write_tree(sub, job.submission)
+        for nb_path in sub.glob("*.ipynb"):
+            prepare_submission(nb_path, job.skip_experiments)
+        # the kernel's own folder: what nbgrader would give it (the submission, the source's other files)
+        write_tree(scratch / "work", {**read_tree(sub), **{k: v for k, v in job.source.items()
+                                                            if not k.endswith(".ipynb")}})
+        config = PyFileConfigLoader("nbgrader_config.py", path=str(course)).load_config()
+        config.CourseDirectory.root = str(course)
+        config.Execute.timeout = int(limits.cell_seconds)
+        config.Execute.kernel_name = "course-sandbox"
+        config.KernelManager.transport = "ipc"
+        config.KernelManager.ip = str(scratch / "ipc" / "kernel")
+        api = NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
+    with deadline(limits.wall_seconds + STAGES["kernel (beyond --notebook-timeout)"], "the notebook's run"):
+        result = api.autograde(job.assignment, job.student, force=True, create=True)
     outcome = Outcome(job.student, bool(result.get("success")), log=(result.get("log") or "")[-20000:])
     if not outcome.ok:
         outcome.problem = _last_error(result)
@@ -200,9 +347,17 @@ def _autograde_in(scratch: Path, job: Job, limits: Limits) -> Outcome:
     autograded = course / "autograded" / job.student / job.assignment
     if outcome.ok and job.trusted:
         _apply_trusted_run(course, sub, autograded, job, outcome, limits)
-    outcome.autograded = read_tree(autograded) if autograded.is_dir() else {}
-    if outcome.ok and not outcome.autograded:
-        outcome.ok, outcome.problem = False, "nbgrader wrote no autograded notebook"
+    if outcome.ok:
+        _detect_copies(sub, outcome)
+        _feedback(api, course, job, outcome)
+        write_tree(autograded, {REVIEW_FILE: json.dumps({"overridden": outcome.overridden,
+                                                          "copies": outcome.copies}).encode()})
+    skipped: list[str] = []
+    outcome.autograded = read_tree(autograded, skipped) if autograded.is_dir() else {}
+    if outcome.ok and f"{outcome.notebook}.ipynb" not in outcome.autograded:
+        outcome.ok = False
+        outcome.problem = ("nbgrader wrote no autograded notebook" if not skipped else
+                           "the graded notebook could not be kept: " + "; ".join(skipped)[:300])
     return outcome
 
 
@@ -211,14 +366,21 @@ def _apply_trusted_run(course: Path, sub: Path, autograded: Path, job: Job, outc
     """Re-run the test cells outside the student's kernel; a cell keeps its points only if both runs pass.
 
     The student's kernel can fake a pass (patching numpy or the test helpers); it cannot fake the
-    trusted run. Where the two disagree, the trusted reason goes into the graded notebook.
+    trusted run. Where the two disagree, the trusted reason goes into the graded notebook. The
+    re-run has ``limits.wall_seconds``; a cell it did not get to keeps no points.
     """
+    from nbgrader.api import Gradebook
+
     from course.trusted import trusted_run
 
     name = f"{outcome.notebook}.ipynb"
     source_nb = nbformat.read(course / "source" / job.assignment / name, as_version=4)
     submitted_nb = nbformat.read(sub / name, as_version=4)
-    verdicts = trusted_run(source_nb, submitted_nb, limits, hide=job.hide)
+    try:
+        with deadline(limits.wall_seconds, "the trusted re-run of the tests"):
+            verdicts = trusted_run(source_nb, submitted_nb, limits, hide=job.hide)
+    except StageTimeout as exc:
+        verdicts = {gid: f"{exc}: your code is far too slow, or it waits" for gid in outcome.grades}
     outcome.trusted = verdicts
     graded_path = autograded / name
     graded = nbformat.read(graded_path, as_version=4) if graded_path.exists() else None
@@ -235,15 +397,44 @@ def _apply_trusted_run(course: Path, sub: Path, autograded: Path, job: Job, outc
                         cell.outputs.append(nbformat.v4.new_output(
                             "error", ename="Mistake", evalue=f"{reason} (found by the trusted re-run of the tests)",
                             traceback=[reason]))
-    if graded is not None and outcome.overridden:
-        graded_path.chmod(0o644)
-        nbformat.write(graded, graded_path)
+    if outcome.overridden:
+        if graded is not None:
+            graded_path.chmod(0o644)
+            nbformat.write(graded, graded_path)
+        with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:  # so the feedback shows the final score
+            for gid in outcome.overridden:
+                gb.find_grade(gid, outcome.notebook, job.assignment, job.student).auto_score = 0.0
+            gb.db.commit()
+
+
+def _detect_copies(sub: Path, outcome: Outcome) -> None:
+    """The copy detector (``course.similarity``) on answers of a sane size, under a deadline; it never fails a job."""
     from course.similarity import copied_exercises
 
-    answers = {c.metadata["nbgrader"]["grade_id"]: c.source for c in submitted_nb.cells
-               if c.get("metadata", {}).get("nbgrader", {}).get("solution")}
-    outcome.copies = copied_exercises(answers)
-    (autograded / REVIEW_FILE).write_text(json.dumps({"overridden": outcome.overridden, "copies": outcome.copies}))
+    try:
+        submitted_nb = nbformat.read(sub / f"{outcome.notebook}.ipynb", as_version=4)
+        answers = {c.metadata["nbgrader"]["grade_id"]: c.source for c in submitted_nb.cells
+                   if c.get("metadata", {}).get("nbgrader", {}).get("solution")
+                   and len(c.source) <= MAX_ANSWER_CHARS}
+        with deadline(STAGES["copy detector"], "the copy detector"):
+            outcome.copies = copied_exercises(answers)
+    except (StageTimeout, Exception) as exc:  # RecursionError, MemoryError, ...: no verdict, no failure
+        outcome.log += f"\ncopy detector skipped: {type(exc).__name__}"
+
+
+def _feedback(api, course: Path, job: Job, outcome: Outcome) -> None:
+    """nbgrader's feedback for this student (hidden tests removed by the course's config), under a deadline."""
+    folder = course / "feedback" / job.student / job.assignment
+    try:
+        with deadline(STAGES["feedback"], "the feedback"):
+            api.generate_feedback(job.assignment, job.student, force=True)
+        skipped: list[str] = []
+        outcome.feedback = read_tree(folder, skipped) if folder.is_dir() else {}
+        if skipped:
+            outcome.log += "\nfeedback files left out: " + "; ".join(skipped)
+    except (StageTimeout, Exception) as exc:
+        outcome.feedback = {}
+        outcome.log += f"\nno feedback: {type(exc).__name__}: {exc}"
 
 
 def _last_error(result: dict) -> str:
@@ -257,19 +448,25 @@ def _last_error(result: dict) -> str:
 
 
 def merge(root: Path, assignment: str, outcome: Outcome) -> None:
-    """Write one outcome into the course's gradebook and ``autograded/`` (call from one process only)."""
+    """Write one outcome into the course's gradebook, ``autograded/`` and ``feedback/`` (one process only)."""
     from datetime import datetime
 
     from nbgrader.api import Gradebook
 
     dest = root / "autograded" / outcome.student / assignment
-    if dest.exists():
-        shutil.rmtree(dest)
+    feedback = root / "feedback" / outcome.student / assignment
+    for folder in (dest, feedback):
+        if folder.is_symlink() or folder.is_file():
+            folder.unlink()
+        elif folder.exists():
+            shutil.rmtree(folder)
     if not outcome.ok:
         with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
             gb.update_or_create_student(outcome.student)
         return
     write_tree(dest, outcome.autograded)
+    if outcome.feedback:
+        write_tree(feedback, outcome.feedback)
     with quiet_nbgrader(), Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
         gb.update_or_create_student(outcome.student)
         ts = datetime.fromisoformat(outcome.timestamp) if outcome.timestamp else None
@@ -283,15 +480,142 @@ def merge(root: Path, assignment: str, outcome: Outcome) -> None:
         gb.db.commit()
 
 
+# -- a batch ----------------------------------------------------------------------------------
+
+def _worker(job: Job, limits: Limits, conn) -> None:
+    """A job's own process: grade, send the outcome back (size-capped), leave no process behind."""
+    import resource
+
+    try:
+        outcome = run_job(job, limits)
+    except BaseException as exc:  # noqa: BLE001 - whatever happens here is this student's problem only
+        outcome = Outcome(job.student, False, problem=f"not graded: the grader failed ({type(exc).__name__})")
+    outcome.peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    data = pickle.dumps(outcome)
+    if len(data) > MAX_OUTCOME_BYTES:
+        data = pickle.dumps(Outcome(job.student, False, problem="not graded: its graded notebook and feedback are "
+                                    f"larger than {MAX_OUTCOME_BYTES // 1024 ** 2} MiB", seconds=outcome.seconds))
+    try:
+        conn.send_bytes(data)
+    finally:
+        _kill_descendants(os.getpid())
+
+
+def _kill_descendants(pid: int) -> None:
+    import psutil
+
+    try:
+        procs = psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return
+    for proc in procs:
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
+
+
+def _rss_tree(pid: int, exclude_sandboxed: bool = True) -> int:
+    """Resident memory of a worker and its unsandboxed children (the sandboxes have their own limits)."""
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        total = proc.memory_info().rss
+        for child in proc.children(recursive=True):
+            if not (exclude_sandboxed and child.uids().real != os.getuid()):
+                total += child.memory_info().rss
+        return total
+    except psutil.Error:
+        return 0
+
+
+class _Running:
+    def __init__(self, ctx, job: Job, limits: Limits):
+        self.job, self.started = job, time.monotonic()
+        self.deadline = self.started + submission_deadline(limits)
+        self.recv, send = ctx.Pipe(duplex=False)
+        self.proc = ctx.Process(target=_worker, args=(job, limits, send), daemon=True)
+        self.proc.start()
+        send.close()
+        self.peak = 0
+
+    def failed(self, why: str) -> Outcome:
+        return Outcome(self.job.student, False, problem=f"not graded: {why}", seconds=time.monotonic() - self.started,
+                       peak_rss=self.peak)
+
+    def stop(self) -> None:
+        _kill_descendants(self.proc.pid)
+        self.proc.kill()
+        self.proc.join(10)
+        self.recv.close()
+
+    def poll(self) -> Outcome | None:
+        """The outcome if this job is over (finished, died, too slow, too big), else None."""
+        if self.recv.poll():
+            try:
+                outcome = pickle.loads(self.recv.recv_bytes(MAX_OUTCOME_BYTES))
+            except (EOFError, OSError):
+                outcome = self.failed("its grading process died (out of memory, or killed)")
+            self.stop()
+            return outcome
+        if not self.proc.is_alive():
+            self.stop()
+            return self.failed(f"its grading process died (exit code {self.proc.exitcode})")
+        if time.monotonic() > self.deadline:
+            self.stop()
+            return self.failed(f"grading took longer than {self.deadline - self.started:g} s (the bound for one "
+                               "submission, all stages together) and was stopped")
+        rss = _rss_tree(self.proc.pid)
+        self.peak = max(self.peak, rss)
+        if rss > WORKER_MEMORY_BYTES:
+            self.stop()
+            return self.failed(f"grading it needed more than {WORKER_MEMORY_BYTES // 1024 ** 3} GiB of memory "
+                               "and was stopped")
+        return None
+
+
+def run_isolated(jobs: list[Job], workers: int, limits: Limits):
+    """Yield each job's outcome, every job in a process of its own (at most ``workers`` at a time)."""
+    import multiprocessing
+    from multiprocessing.connection import wait
+
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["course.jobs", "course.trusted", "course.similarity", "nbgrader.apps",
+                                "nbgrader.api"])
+    pending, running = list(jobs), []
+    try:
+        while pending or running:
+            while pending and len(running) < max(1, workers):
+                job = pending.pop(0)
+                try:
+                    running.append(_Running(ctx, job, limits))
+                except Exception as exc:  # could not start a process: this job only
+                    yield Outcome(job.student, False, problem=f"not graded: no grading process ({exc})")
+            wait([r.recv for r in running] + [r.proc.sentinel for r in running], timeout=0.2)
+            for r in list(running):
+                outcome = r.poll()
+                if outcome is not None:
+                    running.remove(r)
+                    outcome.peak_rss = max(outcome.peak_rss, r.peak)
+                    yield outcome
+    finally:
+        for r in running:
+            r.stop()
+
+
 def run_jobs(jobs: list[Job], *, workers: int = 1, scheduler: str | None = None, progress: bool = True,
              limits: Limits | None = None):
-    """Yield the outcome of every job as it finishes: here, in ``workers`` local processes, or on Dask.
+    """Yield the outcome of every job as it finishes: in ``workers`` local processes, or on Dask.
 
+    Locally every job has a process of its own, a deadline and a memory cap (see :class:`_Running`).
     ``scheduler`` is a Dask scheduler address (``tcp://host:8786``); its workers need this course's
-    packages installed. Progress (with an ETA) is shown with tqdm.
+    packages installed; a job whose task fails there gets a reason like any other. Progress (with
+    an ETA) is shown with tqdm.
     """
     from tqdm.auto import tqdm
 
+    limits = limits or Limits()
     bar = tqdm(total=len(jobs), desc="autograde", unit="submission", disable=not progress or not jobs)
     try:
         if scheduler:
@@ -300,23 +624,17 @@ def run_jobs(jobs: list[Job], *, workers: int = 1, scheduler: str | None = None,
             with Client(scheduler, timeout="30s") as client:
                 futures = client.map(run_job, jobs, limits=limits, pure=False,
                                      key=[f"grade-{j.student}" for j in jobs])
+                students = {f.key: j.student for f, j in zip(futures, jobs)}
                 for future in as_completed(futures):
                     bar.update()
-                    yield future.result()
-        elif workers <= 1 or len(jobs) <= 1:
-            for job in jobs:
-                outcome = run_job(job, limits)
+                    try:
+                        yield future.result()
+                    except Exception as exc:
+                        yield Outcome(students[future.key], False,
+                                      problem=f"not graded: its Dask task failed ({type(exc).__name__}: {exc})"[:400])
+        else:
+            for outcome in run_isolated(jobs, workers, limits):
                 bar.update()
                 yield outcome
-        else:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor, as_completed as done
-
-            ctx = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-                for future in done([pool.submit(run_job, job, limits) for job in jobs]):
-                    bar.update()
-                    yield future.result()
     finally:
         bar.close()
-

@@ -2,12 +2,18 @@
 
 Layers, each used when this machine has it (:func:`protections` says which):
 
-- ``bwrap`` (bubblewrap): the whole file system read-only, a private ``/tmp``, only the job's
-  scratch folder writable, chosen folders hidden, no network (a private loopback only);
+- ``bwrap`` (bubblewrap): an allow-list view of the file system. The sandbox sees the system
+  (``/usr``, ``/etc``, ``/sys``), Python, the virtual environment and the course library
+  (``course/``, ``lib/``), all read-only; its own writable folder; the folders passed as
+  ``also_writable`` (the kernel's private folder for its connection file and sockets); a small
+  private ``/tmp``; nothing else: no course, no gradebook, no other submission, no home. Its
+  options go to bubblewrap through a file descriptor, so ``/proc/1/cmdline`` names no path. No
+  network (a private loopback only), a PID namespace of its own.
 - ``setpriv``: when we are root, the code runs as an unprivileged user id of its own, so the
   process limit applies and nothing of ours is writable;
-- rlimits: address space (memory), number of processes (fork bombs), CPU seconds;
-- a wall-clock timeout that kills the whole process group.
+- rlimits: address space (memory), number of processes (fork bombs), CPU seconds, file size;
+- a wall-clock timeout that kills the whole process group;
+- a minimal environment (:data:`ENV_ALLOWED`): no token of the grader's shell reaches the student.
 """
 
 from __future__ import annotations
@@ -16,8 +22,9 @@ import os
 import resource
 import shutil
 import signal
-import sys
 import subprocess
+import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,10 +36,30 @@ class Limits:
     memory_bytes: int = 3 * 1024 ** 3    # address space of each process
     processes: int = 256                 # processes and threads of the sandbox user
     network: bool = False
+    file_bytes: int = 1024 ** 3          # largest file the student's code may write (RLIMIT_FSIZE)
+    require_protections: bool = False    # refuse to grade where a protection layer is missing (`course grade`)
+
+    @property
+    def submission_seconds(self) -> float:
+        """Bound on one submission's grading, all stages together (see ``course.jobs.STAGES``)."""
+        from course.jobs import submission_deadline
+        return submission_deadline(self)
 
 
 SANDBOX_UID_BASE = 41000
 COURSE_ROOT = Path(__file__).resolve().parents[1]  # the checkout holding course/ and lib/ (editable install)
+LIBRARY = (COURSE_ROOT / "course", COURSE_ROOT / "lib")   # code only: never the course root itself
+SYSTEM = ("/usr", "/etc", "/sys", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+TMP_BYTES = 256 * 1024 ** 2  # the sandbox's private /tmp (memory-backed)
+
+# The only variables of the grader's environment the student's processes get (plus PATH, HOME, TMPDIR).
+ENV_ALLOWED = ("LANG", "LC_ALL", "LC_CTYPE", "TZ", "MPLBACKEND", "PYTHONHASHSEED", "PYTHONWARNINGS",
+               "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED", "NBGRADER_EXECUTION", "OMP_NUM_THREADS",
+               "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "JPY_SESSION_NAME")
+
+
+class UnprotectedError(RuntimeError):
+    """Grading was asked to run with every protection, and this machine lacks some."""
 
 
 def protections() -> dict[str, bool]:
@@ -43,7 +70,22 @@ def protections() -> dict[str, bool]:
     return {"filesystem and network isolation (bubblewrap)": bwrap,
             "separate unprivileged user (setpriv)": switch_user,
             "memory, process and CPU limits (rlimit)": True,
-            "wall-clock timeout": True}
+            "wall-clock timeout": True,
+            "minimal environment": True}
+
+
+def missing_protections() -> list[str]:
+    return [name for name, on in protections().items() if not on]
+
+
+def require_protections() -> None:
+    """Raise :class:`UnprotectedError` naming the missing layers, if any."""
+    missing = missing_protections()
+    if missing:
+        raise UnprotectedError(
+            "grading refused: this machine lacks " + "; ".join(missing) + ". Without them a student's code can "
+            "read the hidden tests and other submissions and change the gradebook. Install bubblewrap "
+            "(`make sandbox-deps`) and run as root, or pass --allow-unprotected to grade anyway.")
 
 
 _BWRAP_OK: bool | None = None
@@ -66,73 +108,112 @@ def sandbox_uid() -> int:
 
 
 def prepare_writable(folder: Path) -> None:
-    """Let the sandbox user write ``folder`` (and only it)."""
-    for parent in folder.parents:  # the sandbox user must be able to reach it
-        if parent == Path(parent.anchor) or not parent.exists():
-            break
-        if parent.stat().st_uid == os.geteuid():
-            parent.chmod(parent.stat().st_mode | 0o111)
+    """Let the sandbox user write ``folder`` (and only it). Called before the student's code runs."""
     if os.geteuid() == 0:
         uid = sandbox_uid()
-        for path in [folder, *folder.rglob("*")]:
-            os.chown(path, uid, uid, follow_symlinks=False)
+        os.chown(folder, uid, uid, follow_symlinks=False)
+        for base, dirs, files in os.walk(folder):  # never follows links
+            for name in dirs + files:
+                os.chown(os.path.join(base, name), uid, uid, follow_symlinks=False)
 
 
-def command(argv: list[str], *, writable: Path, also_writable: list[Path] = (), hide: list[Path] = (),
-            reveal: list[Path] = (), limits: Limits = Limits()) -> list[str]:
-    """``argv`` wrapped in the available layers (see the module docstring)."""
+def visible_paths() -> list[Path]:
+    """What the sandbox shows read-only besides its own folders: Python, the venv, the library."""
+    return sorted({Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), *LIBRARY})
+
+
+def bwrap_options(*, writable: Path, also_writable=(), hide=(), limits: Limits = Limits()) -> list[str]:
+    """bubblewrap's options for an allow-list view of the file system (see the module docstring)."""
+    opts: list[str] = []
+    for path in SYSTEM:
+        if os.path.islink(path):
+            opts += ["--symlink", os.readlink(path), path]
+        elif os.path.isdir(path):
+            opts += ["--ro-bind", path, path]
+    opts += ["--dev", "/dev", "--proc", "/proc", "--size", str(TMP_BYTES), "--tmpfs", "/tmp",
+             "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--die-with-parent"]  # no tty: setsid() detaches
+    if not limits.network:
+        opts.append("--unshare-net")
+    shown = visible_paths()
+    binds = [*shown, *map(Path, also_writable), Path(writable)]
+    parents = {a for p in binds for a in p.parents if a != Path("/") and a != Path("/tmp") and a not in binds
+               and not any(a == Path(s) or Path(s) in a.parents for s in SYSTEM)}
+    for path in sorted(parents, key=lambda a: len(a.parts)):  # the binds' parents, which the user must traverse
+        opts += ["--perms", "0755", "--dir", str(path)]
+    for path in shown:
+        opts += ["--ro-bind", str(path), str(path)]
+    for path in map(Path, hide):  # only what lies inside a shown folder needs hiding; the rest is not there
+        if any(path == p or p in path.parents for p in shown) and path.exists():
+            opts += ["--ro-bind", "/dev/null", str(path)] if path.is_file() else ["--tmpfs", str(path)]
+    for path in also_writable:
+        opts += ["--bind", str(path), str(path)]
+    opts += ["--bind", str(writable), str(writable), "--chdir", str(writable)]
+    return opts
+
+
+def command(argv: list[str], *, writable: Path, also_writable=(), hide=(), limits: Limits = Limits()) -> list[str]:
+    """``argv`` wrapped in the available layers, options inline (for reading; :func:`popen` hides them)."""
     prot = protections()
     cmd: list[str] = []
     if prot["filesystem and network isolation (bubblewrap)"]:
-        cmd += ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
-                "--unshare-pid", "--unshare-ipc", "--die-with-parent"]  # no tty: setsid() below detaches
-        if not limits.network:
-            cmd.append("--unshare-net")
-        home = Path.home()
-        if home != Path("/") and os.geteuid() == 0:
-            cmd += ["--tmpfs", str(home)]  # root's private home: hidden, but for what Python needs below
-        # Python, the virtual environment and the course's own packages, wherever they live (a clone
-        # in /tmp, an interpreter in root's home): read-only, and visible despite the tmpfs above.
-        for path in sorted({Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), COURSE_ROOT}):
-            cmd += ["--ro-bind", str(path), str(path)]
-        for path in hide:
-            if Path(path).is_file():
-                cmd += ["--ro-bind", "/dev/null", str(path)]  # a hidden file reads as empty
-            elif Path(path).exists():
-                cmd += ["--tmpfs", str(path)]
-        for path in reveal:
-            cmd += ["--ro-bind", str(path), str(path)]
-        for path in also_writable:
-            cmd += ["--bind", str(path), str(path)]
-        cmd += ["--bind", str(writable), str(writable), "--chdir", str(writable),
-                "--setenv", "HOME", str(writable), "--setenv", "TMPDIR", str(writable)]
-    if prot["separate unprivileged user (setpriv)"]:
-        uid = str(sandbox_uid())
-        cmd += ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--inh-caps=-all",
-                "--bounding-set=-all"]
-    return cmd + argv
+        cmd = ["bwrap", *bwrap_options(writable=writable, also_writable=also_writable, hide=hide, limits=limits)]
+    return cmd + _user_switch(prot) + argv
+
+
+def _user_switch(prot: dict[str, bool]) -> list[str]:
+    if not prot["separate unprivileged user (setpriv)"]:
+        return []
+    uid = str(sandbox_uid())
+    return ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--inh-caps=-all",
+            "--bounding-set=-all"]
+
+
+def minimal_env(env: dict[str, str] | None, writable: Path) -> dict[str, str]:
+    """The student's environment: a few harmless variables of ``env``, PATH, and HOME/TMPDIR = its folder."""
+    env = os.environ if env is None else env
+    out = {k: env[k] for k in ENV_ALLOWED if k in env}
+    out["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), "/usr/local/bin", "/usr/bin", "/bin"])
+    out["HOME"] = out["TMPDIR"] = str(writable)
+    return out
 
 
 def _limit(limits: Limits):
     def preexec() -> None:
         os.setsid()
+        os.umask(0o022)  # bubblewrap creates the mount points' parents: the sandbox user must traverse them
         resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
         resource.setrlimit(resource.RLIMIT_NPROC, (limits.processes, limits.processes))
         cpu = int(limits.wall_seconds * 2) + 10
         resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes))
     return preexec
 
 
-def popen(argv: list[str], *, writable: Path, also_writable=(), hide=(), reveal=(), limits: Limits = Limits(),
+def popen(argv: list[str], *, writable: Path, also_writable=(), hide=(), limits: Limits = Limits(),
           env=None, **kwargs) -> subprocess.Popen:
-    """Start ``argv`` in the sandbox (its own process group, limits applied)."""
+    """Start ``argv`` in the sandbox (its own process group, limits applied, minimal environment).
+
+    bubblewrap reads its options from an unlinked file (``--args FD``): the paths it binds never
+    appear in a command line that the student's code could read in ``/proc``.
+    """
+    writable = Path(writable)
     prepare_writable(writable)
-    env = dict(env or os.environ)
-    env.setdefault("HOME", str(writable))
-    return subprocess.Popen(command(argv, writable=writable, also_writable=also_writable, hide=hide, reveal=reveal,
-                                    limits=limits),
-                            cwd=writable, env=env, preexec_fn=_limit(limits), **kwargs)
+    for folder in also_writable:
+        prepare_writable(Path(folder))
+    prot = protections()
+    env = minimal_env(env, writable)
+    if not prot["filesystem and network isolation (bubblewrap)"]:
+        return subprocess.Popen(_user_switch(prot) + argv, cwd=writable, env=env, preexec_fn=_limit(limits),
+                                **kwargs)
+    opts = bwrap_options(writable=writable, also_writable=also_writable, hide=hide, limits=limits)
+    with tempfile.TemporaryFile() as args_file:
+        args_file.write(b"".join(o.encode() + b"\0" for o in opts))
+        args_file.flush()
+        args_file.seek(0)
+        fd = args_file.fileno()
+        return subprocess.Popen(["bwrap", "--args", str(fd), *_user_switch(prot), *argv], cwd=writable, env=env,
+                                preexec_fn=_limit(limits), pass_fds=(fd,), **kwargs)
 
 
 def kill(proc: subprocess.Popen) -> None:
@@ -148,11 +229,14 @@ def kill(proc: subprocess.Popen) -> None:
 
 
 def describe_protections() -> str:
-    """One line for reports: which layers were active on this machine."""
+    """For reports: which layers were active on this machine; loud when one was off."""
     prot = protections()
     active = [name for name, on in prot.items() if on]
     missing = [name for name, on in prot.items() if not on]
     text = "Grading protections active: " + "; ".join(active) + "."
     if missing:
-        text += " Not available here: " + "; ".join(missing) + " (install bubblewrap and run as root for all)."
+        text = ("!" * 78 + "\n!! WARNING: GRADED WITHOUT " + "; ".join(missing).upper() + ".\n"
+                "!! The students' code could read the hidden tests and other submissions and change the "
+                "gradebook:\n!! do not trust these grades. Install bubblewrap (`make sandbox-deps`) and grade "
+                "as root.\n" + "!" * 78 + "\n" + text)
     return text
