@@ -49,8 +49,14 @@ def digits_splits(n_train: int | None = 200, label_noise: float = 0.0, seed: int
 def train_net(data: Mapping[str, np.ndarray], *, regularizer: Regularizer | None = None, lam: float = 0.0,
               hidden: Sequence[int] = (100,), num_epochs: int = 100, lr: float = 0.05, batch_size: int = 50,
               seed: int = 0, early_stopping: Any = None,
-              on_epoch_end: Callable[[Trainer, int], None] | None = None) -> tuple[FullyConnectedNet, dict]:
-    """Train a ReLU net ``[64, *hidden, 10]`` with SGD + momentum; the penalty ``regularizer`` has strength ``lam``.
+              on_epoch_end: Callable[[Trainer, int], None] | None = None,
+              update_rule: Callable[..., Any] = optim.sgd_momentum,
+              **net_kw: Any) -> tuple[FullyConnectedNet, dict]:
+    """Train a ReLU net ``[D, *hidden, C]`` with SGD + momentum; the penalty ``regularizer`` has strength ``lam``.
+
+    ``update_rule`` replaces SGD + momentum (its ``learning_rate`` is ``lr``); ``net_kw`` go to
+    :class:`~nnlab.network.FullyConnectedNet` (``activation``, ``init``, ``loss``, ...). ``C`` is the
+    number of classes in ``data["y_train"]`` (at least 10, the digits).
 
     Returns
     -------
@@ -58,9 +64,10 @@ def train_net(data: Mapping[str, np.ndarray], *, regularizer: Regularizer | None
     history : the trainer's history (per-epoch ``train_loss``, ``val_loss``, ``train_acc``, ``val_acc``, ...).
     """
     D = data["X_train"].shape[1]
-    net = FullyConnectedNet([D, *hidden, 10], regularizer=regularizer if lam else None, reg=lam,
-                            rng=np.random.default_rng(seed))
-    trainer = Trainer(net, data, update_rule=optim.sgd_momentum, optim_config={"learning_rate": lr},
+    C = max(10, int(np.max(data["y_train"])) + 1)
+    net = FullyConnectedNet([D, *hidden, C], regularizer=regularizer if lam else None, reg=lam,
+                            rng=np.random.default_rng(seed), **net_kw)
+    trainer = Trainer(net, data, update_rule=update_rule, optim_config={"learning_rate": lr},
                       batch_size=batch_size, num_epochs=num_epochs, rng=np.random.default_rng(seed + 1),
                       progress=False, early_stopping=early_stopping, on_epoch_end=on_epoch_end)
     history = trainer.train()  # with one BLAS thread, the trainer's default
