@@ -21,9 +21,17 @@ demo: setup sandbox-deps
 	$(VENV)/bin/course build
 	$(VENV)/bin/course grade 00_gradient_checking --submissions examples/class_00
 
-# The whole test suite.
+# The whole test suite: first in parallel, one pytest-xdist worker per core (TEST_WORKERS=1 for one), then
+# the tests marked `serial` (they start processes of their own or have time limits) alone, one at a time.
+# Each notebook is built once per run and shared between the tests (tests/conftest.py: shared_build).
+TEST_WORKERS ?= auto
 test: setup sandbox-deps browser-deps
-	$(VENV)/bin/python -m pytest -q -p no:cacheprovider
+	@status=0; \
+	echo "pytest -n $(TEST_WORKERS) -m 'not serial'"; \
+	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadgroup -m "not serial" || status=$$?; \
+	echo "pytest -m serial"; \
+	$(PY) -m pytest -q -p no:cacheprovider -m serial || status=$$?; \
+	exit $$status
 
 # bubblewrap isolates the students' code while grading (file system, network, own user); from Debian's
 # package when missing and we are root with apt-get. Without it grading still works with fewer protections

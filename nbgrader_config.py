@@ -32,8 +32,9 @@ c.GenerateFeedback.preprocessors = [
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 
 # `course grade A --zip FILE` runs nbgrader's zip_collect: each notebook in the zip is named
-# <student_id>_<notebook>.ipynb, e.g. ada_00_gradient_checking.ipynb (student ids without "_").
-c.FileNameCollectorPlugin.named_regexp = r".*/(?P<student_id>[^/_]+)_(?P<file_id>\d\d_[^/]+)$"
+# <student_id>_<notebook>.ipynb, e.g. jane_doe_00_gradient_checking.ipynb: split from the right (the last
+# "_NN_" starts the notebook's name), since student ids may hold "_".
+c.FileNameCollectorPlugin.named_regexp = r".*/(?P<student_id>[^/]+)_(?P<file_id>\d\d_[^/]+)$"
 
 # The nbgrader exchange (release, submit, collect, feedback) for a classroom on one machine: a folder in
 # the course, git-ignored. Students working in other folders pass --Exchange.root=<this folder>.

@@ -24,7 +24,12 @@ from course.nbgrader_run import run_nbgrader
 from course.notebooks import (NotebookError, exercise_of, grade_cells, grade_id, is_grade, is_solution,
                               read_notebook)
 
-STUDENT_ID = re.compile(r"^[A-Za-z0-9.-]+$")
+# A student id is a folder name and, for nbgrader, a file glob and a field of "<student>+<assignment>+<time>":
+# letters (any alphabet), digits, "_", ".", "@" and "-", not first "." or "-" (jane_doe, jdoe@uni.edu, s1234567).
+# Refused: "/", spaces, the glob characters * ? [ ], "+", and anything else.
+STUDENT_ID = re.compile(r"^\w[\w.@-]{0,99}\Z")
+STUDENT_ID_RULE = ("a student id may hold letters, digits, '_', '.', '@' and '-' (not first: '.' or '-'), "
+                   "at most 100 characters")
 
 
 @dataclass
@@ -64,7 +69,7 @@ def collect_folder(root: Path, assignment: str, folder: Path) -> list[str]:
     for student_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
         sid = student_dir.name
         if not STUDENT_ID.match(sid):
-            print(f"skipping {student_dir}: a student id may hold only letters, digits, '.' and '-'")
+            print(f"skipping {student_dir}: {STUDENT_ID_RULE}")
             continue
         src = student_dir / assignment if (student_dir / assignment).is_dir() else student_dir
         dest = root / "submitted" / sid / assignment
@@ -96,7 +101,11 @@ def collect_zip(root: Path, assignment: str, zip_path: Path) -> list[str]:
     run_nbgrader(root, "zip_collect", assignment, "--force")
     with zipfile.ZipFile(zip_path) as zf:
         names = [Path(n).name for n in zf.namelist() if n.endswith(".ipynb")]
-    return sorted({n.split("_", 1)[0] for n in names if "_" in n})
+    suffix = "_" + source_notebook(root, assignment).name  # split from the right: ids may hold "_"
+    students = sorted({n[: -len(suffix)] for n in names if n.endswith(suffix) and len(n) > len(suffix)})
+    for sid in [s for s in students if not STUDENT_ID.match(s)]:
+        print(f"skipping {sid}{suffix}: {STUDENT_ID_RULE}")
+    return [s for s in students if STUDENT_ID.match(s)]
 
 
 def submitted_students(root: Path, assignment: str) -> list[str]:
@@ -157,6 +166,11 @@ def autograde(root: Path, assignment: str, students: list[str], *, workers: int 
     ensure_gradebook(root, assignment)
     problems = {sid: validate_submission(root, assignment, sid) for sid in students}
     problems = {sid: why for sid, why in problems.items() if why}
+    if progress and problems:
+        print(f"Set aside, not graded ({len(problems)} of {len(students)}; each gets 0 and its reason in the report):")
+        for sid, why in problems.items():
+            print(f"  {_short(sid, 60)}: {_short(why, 160)}")
+        print(f"Grading the other {len(students) - len(problems)}.", flush=True)
     jobs = [make_job(root, assignment, sid, trusted=trusted) for sid in students if sid not in problems]
     for outcome in run_jobs(jobs, workers=workers, scheduler=scheduler, progress=progress, limits=limits):
         merge(root, assignment, outcome)

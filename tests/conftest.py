@@ -1,14 +1,26 @@
-"""Shared fixtures: the course root and a scratch copy of the course for nbgrader runs."""
+"""Shared fixtures: the course root, a scratch copy of the course for nbgrader runs, and the notebooks
+built once per test run (shared by every test and every pytest-xdist worker)."""
 
+import os
 import shutil
 from pathlib import Path
 
 import matplotlib
 import pytest
+from filelock import FileLock
 
 matplotlib.use("Agg")
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (``--dist loadgroup``), the tests that share a module-scoped fixture run on one
+    worker, so the fixture is computed once, not once in every worker."""
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        if info and any(d.scope == "module" for defs in info.name2fixturedefs.values() for d in defs):
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
 
 
 @pytest.fixture
@@ -18,3 +30,57 @@ def scratch_course(tmp_path: Path) -> Path:
     shutil.copytree(ROOT / "source", tmp_path / "source")
     shutil.copytree(ROOT / "examples", tmp_path / "examples")
     return tmp_path
+
+
+class SharedBuild:
+    """``course build`` of each notebook, done once per test run by the first test that asks for it.
+
+    Every notebook is built in a scratch course of its own under the run's temporary folder, which
+    all xdist workers share; a file lock per notebook lets one worker build while the others wait,
+    and workers build different notebooks at the same time. A build that fails is not recorded as
+    done: the next test that asks tries again and fails with the same error.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def _once(self, kind: str, name: str, build) -> Path:
+        root = self.folder / kind / name
+        with FileLock(str(self.folder / f"{kind}-{name}.lock")):
+            if not (root / ".built").exists():
+                if root.exists():
+                    shutil.rmtree(root)
+                (root / "source").mkdir(parents=True)
+                shutil.copy2(ROOT / "nbgrader_config.py", root / "nbgrader_config.py")
+                shutil.copytree(ROOT / "source" / name, root / "source" / name)
+                build(root, name)
+                (root / ".built").touch()
+        return root
+
+    def release(self, name: str) -> Path:
+        """A course root with ``release/<name>/`` and a ``gradebook.db`` that knows the assignment."""
+        from course.build import build_release
+        return self._once("release", name, build_release)
+
+    def solution(self, name: str) -> Path:
+        """A course root with the executed ``solutions/<name>/`` (raises if a cell of the solution fails)."""
+        from course.build import build_solution
+        return self._once("solutions", name, build_solution)
+
+
+@pytest.fixture(scope="session")
+def shared_build(tmp_path_factory: pytest.TempPathFactory) -> SharedBuild:
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # each worker has a folder of its own under the run's folder
+        base = base.parent
+    return SharedBuild(base / "shared-build")
+
+
+@pytest.fixture
+def released_course(scratch_course: Path, shared_build: SharedBuild) -> Path:
+    """A scratch course in which ``00_gradient_checking`` is released (its gradebook ready for grading)."""
+    built = shared_build.release("00_gradient_checking")
+    shutil.copytree(built / "release", scratch_course / "release")
+    shutil.copy2(built / "gradebook.db", scratch_course / "gradebook.db")
+    return scratch_course

@@ -40,7 +40,7 @@ from course.notebooks import grade_cells, grade_id, read_notebook
 from course.paths import assignments
 from tests.conftest import ROOT
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.serial]  # a server, a browser, and time limits on the page
 
 A = "00_gradient_checking"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")

@@ -28,8 +28,9 @@ def test_plain_code_cells_are_tagged_as_experiments(path):
             assert "experiment" in tags, cell.source[:80]
 
 
-def test_parallel_grading_matches_sequential(scratch_course):
-    root = scratch_course
+@pytest.mark.serial  # two grading workers
+def test_parallel_grading_matches_sequential(released_course):
+    root = released_course
     students = grade.collect_folder(root, A, root / "examples" / "class_00")
     sequential = scores(root, students, grade.autograde(root, A, students, workers=1, progress=False))
     parallel = scores(root, students, grade.autograde(root, A, students, workers=2, progress=False))
@@ -37,8 +38,8 @@ def test_parallel_grading_matches_sequential(scratch_course):
     assert sum(sequential["ada"]) == 18 and sum(sequential["dev"]) == 12
 
 
-def test_skipping_experiments_changes_no_grade(scratch_course):
-    root = scratch_course
+def test_skipping_experiments_changes_no_grade(released_course):
+    root = released_course
     grade.collect_folder(root, A, root / "examples" / "class_00")
     grade.ensure_gradebook(root, A)
     for student in ("ada", "ben", "dev"):
@@ -47,9 +48,10 @@ def test_skipping_experiments_changes_no_grade(scratch_course):
         assert fast.ok and full.ok and fast.grades == full.grades, student
 
 
-def test_grading_on_a_local_dask_cluster(scratch_course):
+@pytest.mark.serial  # a cluster of two worker processes
+def test_grading_on_a_local_dask_cluster(released_course):
     distributed = pytest.importorskip("distributed")
-    root = scratch_course
+    root = released_course
     students = grade.collect_folder(root, A, root / "examples" / "class_00")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                                   dashboard_address=None) as cluster:

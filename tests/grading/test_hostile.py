@@ -24,7 +24,7 @@ from tests.conftest import ROOT
 A = "00_gradient_checking"
 FULL = 18
 LIMITS = Limits(cell_seconds=6, wall_seconds=120, memory_bytes=2 * 1024 ** 3)
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.serial]  # two grading workers, 6-second cell limits
 
 WRONG_RELATIVE_ERROR = "def relative_error(a, b):\n    return 0.5\n"
 

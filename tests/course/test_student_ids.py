@@ -1,0 +1,61 @@
+"""Real student ids (university logins, e-mail addresses) are graded; only ids unsafe as a folder name or as
+nbgrader's student glob are refused, with the reason. Submissions that cannot be graded are counted and named."""
+
+import csv
+import shutil
+import zipfile
+
+import pytest
+
+from course import grade
+
+A = "00_gradient_checking"
+REAL_IDS = ["jane_doe", "jdoe@uni.edu", "s1234567", "o.neil-smith", "jörg_müller"]
+UNSAFE_IDS = ["a b", ".hidden", "-rf", "star*", "plus+sign", "q?", "[x]"]
+pytestmark = pytest.mark.slow
+
+
+def class_folder(root, ids, source="ada"):
+    folder = root / "class"
+    for sid in ids:
+        shutil.copytree(root / "examples" / "class_00" / source, folder / sid)
+    return folder
+
+
+def test_folder_collection_keeps_real_ids_and_names_the_refused_ones(scratch_course, capsys):
+    folder = class_folder(scratch_course, REAL_IDS + UNSAFE_IDS)
+    students = grade.collect_folder(scratch_course, A, folder)
+    assert students == sorted(REAL_IDS)
+    assert sorted(p.name for p in (scratch_course / "submitted").iterdir()) == sorted(REAL_IDS)
+    out = capsys.readouterr().out
+    assert all(f"skipping {folder / sid}: a student id may hold" in out for sid in UNSAFE_IDS), out
+
+
+def test_zip_names_are_split_from_the_right(scratch_course, capsys):
+    zip_path = scratch_course / "class.zip"
+    with zipfile.ZipFile(zip_path, "w") as zf:
+        for sid in REAL_IDS + ["star*"]:
+            zf.write(scratch_course / "examples" / "class_00" / "ada" / A / f"{A}.ipynb", f"{sid}_{A}.ipynb")
+    students = grade.collect_zip(scratch_course, A, zip_path)
+    assert students == sorted(REAL_IDS)
+    for sid in REAL_IDS:
+        assert (scratch_course / "submitted" / sid / A / f"{A}.ipynb").is_file(), sid
+    assert f"skipping star*_{A}.ipynb: a student id may hold" in capsys.readouterr().out
+
+
+def test_a_class_of_real_ids_is_graded_and_what_is_set_aside_is_counted(released_course, capsys):
+    root = released_course
+    folder = class_folder(root, ["jane_doe"], source="ada")
+    shutil.copytree(root / "examples" / "class_00" / "dev", folder / "jdoe@uni.edu")
+    shutil.copytree(root / "examples" / "class_00" / "eve", folder / "e.v_e")  # not a valid notebook
+    students = grade.collect_folder(root, A, folder)
+    problems = grade.autograde(root, A, students, progress=True)
+    grade.feedback_and_export(root, A)
+    out = capsys.readouterr()
+    assert "Set aside, not graded (1 of 3" in out.out and "e.v_e: " in out.out and "Grading the other 2." in out.out
+    assert "2/2" in out.err  # the progress bar counts what is graded
+    scores = {r.student_id: r.score for r in grade.results(root, A, students, problems)}
+    assert scores == {"jane_doe": 18, "jdoe@uni.edu": 12, "e.v_e": 0}
+    with open(root / "grades.csv") as f:
+        rows = {r["student_id"]: float(r["score"]) for r in csv.DictReader(f) if r["assignment"] == A}
+    assert rows == scores
