@@ -54,8 +54,9 @@ import numpy as np
 MAX_MESSAGE = 64 * 1024 ** 2   # bytes in one message (an array of 8 million float64 fits)
 MAX_ELEMENTS = 500_000         # values in one message; an array counts as one
 MAX_DEPTH = 40                 # nesting of lists, tuples and dicts
-MAX_PROXIES = 200_000          # proxies of the other side's objects one peer may create
+MAX_PROXIES = 20_000           # proxies of the other side's objects one peer may create
 MAX_TEXT = 2000                # characters of an error message or a warning carried over
+MAX_NESTING = 50               # requests served inside one another (f calls the student, who calls f, ...)
 
 # What a student may call on a numpy.random.Generator the tests give it (plain data in and out).
 GENERATOR_METHODS = frozenset({
@@ -87,6 +88,10 @@ class StudentError(Exception):
 
 class CannotCross(TypeError):
     """A value of the grader that is neither plain data, a function nor a random generator."""
+
+
+class _Exhausted(Exception):
+    """The other side's iterator has no more items (``StopIteration`` cannot cross a generator)."""
 
 
 class ProtocolError(BaseException):
@@ -390,6 +395,7 @@ class Peer:
         self.exported: dict[int, tuple[Any, int]] = {}  # token -> (object, kind) of the objects handed out
         self._tokens: dict[int, int] = {}  # id(object) -> token
         self.proxies = 0
+        self.serving = 0  # requests of the other side being served right now, one inside another
         self.cannot_cross = ""  # the type of the last of our objects that could not be passed over
 
     # -- objects ------------------------------------------------------------------------------
@@ -518,6 +524,8 @@ class Peer:
             error = envelope.get("error")
             if error is not None:
                 raise self._error(error)
+            if envelope.get("exhausted") is True:
+                raise _Exhausted()
             return payload[0]
 
     def _write_back(self, nodes: list, changes: list) -> None:
@@ -581,7 +589,8 @@ class Peer:
             target = obj
         elif op == "method" and kind == GENERATOR and name in GENERATOR_METHODS:
             target = getattr(obj, name)
-        elif not self.strict and op in ("getattr", "getitem", "len", "bool") and kind == OBJECT:
+        elif not self.strict and op in ("getattr", "setattr", "getitem", "len", "bool", "iter", "next") \
+                and kind == OBJECT:
             target = None
         else:
             raise self.violation(f"it asked for {op!r} with {str(name)[:50]!r}, which the grader does not serve")
@@ -593,14 +602,26 @@ class Peer:
             raise self.violation("a malformed request")
         args, kwargs = payload
         del decoder, payload
+        if self.strict and self.serving >= MAX_NESTING:
+            raise self.violation(f"its calls and the grader's nest more than {MAX_NESTING} deep")
         before = _snapshot(nodes)
         reply: dict = {"op": "reply"}
         value: Any = None
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
+            self.serving += 1
             try:
                 if op == "getattr":
                     value = getattr(obj, str(name))
+                elif op == "setattr":
+                    setattr(obj, str(name), args[0])
+                elif op == "iter":
+                    value = iter(obj)
+                elif op == "next":
+                    try:
+                        value = next(obj)
+                    except StopIteration:
+                        reply["exhausted"] = True
                 elif op == "getitem":
                     value = obj[args[0]]
                 elif op == "len":
@@ -614,6 +635,8 @@ class Peer:
             except (Exception, SystemExit) as exc:  # the other side learns the exception's name and message only
                 reply["error"] = [type(exc).__name__, _printable(str(exc), MAX_TEXT)]
                 value = None
+            finally:
+                self.serving -= 1
         reply["warnings"] = [[w.category.__name__, _printable(str(w.message), 500)] for w in caught[:50]]
         changes = _changes(nodes, before)
         aliases = {id(n): i for i, n in enumerate(nodes)}
@@ -758,12 +781,26 @@ class Proxy:
 
     def __iter__(self):
         self._object_only("iteration")
-        for i in range(MAX_ELEMENTS):
+        items = self._peer.request("iter", self._token)
+        if not isinstance(items, Proxy):  # a lying __iter__ that returned plain data
+            raise TypeError(f"iter() of an object from the student's code returned {type(items).__name__}")
+        for _ in range(MAX_ELEMENTS):
             try:
-                yield self[i]
-            except (IndexError, StopIteration):
+                yield items.__next__()
+            except StopIteration:
                 return
-        raise TypeError("an object from the student's code yielded too many items")
+        raise TypeError(f"an object from the student's code yielded more than {MAX_ELEMENTS} items")
+
+    def __next__(self) -> Any:
+        self._object_only("next()")
+        try:
+            return self._peer.request("next", self._token)
+        except _Exhausted:
+            raise StopIteration from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self._object_only("setting an attribute")
+        self._peer.request("setattr", self._token, (value,), name=name)
 
     def __bool__(self) -> bool:
         if self._kind != OBJECT:
