@@ -851,3 +851,88 @@ def check_iterate_minibatches(iterate_minibatches: Callable) -> None:
              f"sample came first {np.round(first / epochs, 3).tolist()} of the time, expected about 1/6 each; "
              f"samples 0 and 1 shared a batch {together / epochs:.2f} of the time, expected 0.47): permute all the "
              "samples (rng.permutation(N)), not the order of fixed batches.")
+
+
+# ----------------------------------------------------------------------------------------------- named mistakes
+
+def _rule_mistakes() -> dict[str, str]:
+    """The named mistakes of the update rules: each known variant, then what every rule can get wrong."""
+    phrases = {
+        "ascent": "steps uphill", "ignores_learning_rate": "ignores config['learning_rate']",
+        "ignores_momentum": "ignores config['momentum']", "ignores_epsilon": "ignores config['epsilon']",
+        "ignores_decay_rate": "ignores config['decay_rate']", "ignores_beta1": "ignores config['beta1']",
+        "ignores_beta2": "ignores config['beta2']", "lr_twice": "learning rate twice",
+        "no_store": {"sgd_momentum": "does not carry the velocity", "nesterov": "does not carry the velocity",
+                     "adagrad": "does not carry the cache", "rmsprop": "does not carry the cache"},
+        "dampened": "averages the gradient", "old_velocity": "velocity of the previous call",
+        "cs231n": "keeps the learning rate inside the velocity", "plain_momentum": "is plain momentum",
+        "no_accumulation": "does not accumulate", "no_one_minus": "1 - decay_rate is missing",
+        "swapped": "swaps decay_rate", "no_sqrt": {"adagrad": "divides by cache + epsilon",
+                                                  "rmsprop": "divides by cache + epsilon",
+                                                  "adam": "divides by v_hat + epsilon"},
+        "eps_inside": "puts epsilon inside the square root", "no_bias_correction": "has no bias correction",
+        "bias_m_only": "but not of v", "bias_v_only": "but not of m", "t_after": "before incrementing",
+        "t_not_stored": "does not carry t", "v_not_squared": "instead of dw**2", "efficient_form": "'efficient' form",
+    }
+    generic = {
+        "state-outside-config": "state outside `config`", "parameters-share-state": "share state",
+        "same-config-dict": "returns the same config dict", "config-none": "The first call passes config=None",
+        "wrong-default": "its default is", "missing-default": "returns a config without",
+        "modifies-dw": "changed its argument `dw`", "not-a-pair": "pair (next_w, config)",
+        "config-not-returned": "should return its config dict", "dtype": "keep w's dtype",
+        "lr-zero-moves-w": "moves w although", "warning": "emitted a warning",
+    }
+    out: dict[str, str] = {}
+    for name, variants in VARIANTS.items():
+        for variant, _ in variants:
+            phrase = phrases[variant]
+            out[f"{name}:{variant.replace('_', '-')}"] = phrase[name] if isinstance(phrase, dict) else phrase
+        if name == "adam":
+            out["adam:t-miscounted"] = "t counts the steps already taken"
+        if STATE[name]:
+            out[f"{name}:ignores-given-state"] = "ignores the state in its config"
+            out[f"{name}:state-keys-missing"] = "keeps no"
+        out.update({f"{name}:{key}": phrase for key, phrase in generic.items()})
+    return out
+
+
+MISTAKES = {
+    "iterate_minibatches:drops-last-batch": "drops the last, smaller batch",
+    "iterate_minibatches:smaller-batch-not-last": "the smaller batch should come last",
+    "iterate_minibatches:wrong-sizes": "yields batches of sizes",
+    "iterate_minibatches:x-y-different-permutations": "with the wrong labels",
+    "iterate_minibatches:global-random-state": "global random state",
+    "iterate_minibatches:ignores-shuffle-false": "although shuffle=False",
+    "iterate_minibatches:not-uniform": "does not shuffle the samples uniformly",
+    "iterate_minibatches:never-shuffles": "does not shuffle",
+    "iterate_minibatches:with-replacement": "exactly once",
+    "iterate_minibatches:shuffles-in-place": "changed the caller's",
+    "iterate_minibatches:ignores-rng": "ignores the rng argument",
+    "iterate_minibatches:same-order-every-epoch": "same order in two epochs",
+    "iterate_minibatches:not-pairs": "should yield pairs",
+    "iterate_minibatches:wrong-shapes": "they should be (B,",
+    "iterate_minibatches:dtypes": "keep their dtypes",
+    **_rule_mistakes(),
+    "step_decay:no-floor": "has no floor",
+    "step_decay:drops-early": "one epoch too early",
+    "step_decay:drops-late": "one epoch too late",
+    "step_decay:ceil": "rounds the exponent up",
+    "step_decay:round": "rounds the exponent to the nearest",
+    "step_decay:product-not-power": "multiplies by drop *",
+    "step_decay:ignores-drop": "ignores its argument `drop`",
+    "step_decay:ignores-epochs-per-drop": "ignores its argument `epochs_per_drop`",
+    "exponential_decay:power-of-k": "written as a power lr0 * k ** epoch",
+    "exponential_decay:power-of-1-minus-k": "written as a power lr0 * (1 - k) ** epoch",
+    "exponential_decay:grows": "with a minus",
+    "exponential_decay:epoch-outside-exponent": "belongs in the exponent",
+    "exponential_decay:divides-by-k": "divides the epoch by k",
+    "exponential_decay:epochs-from-1": "counts epochs from 1",
+    "inverse_time_decay:without-the-1": "with the 1",
+    "inverse_time_decay:ignores-k": "ignores k",
+    "inverse_time_decay:exponential": "(1 + k) ** epoch",
+    "inverse_time_decay:precedence-times-epoch": "lr0 / (1 + k) * epoch (operator precedence)",
+    "inverse_time_decay:precedence-plus": "lr0 / 1 + k * epoch (operator precedence)",
+    "inverse_time_decay:linear": "decays linearly",
+    "inverse_time_decay:divides-by-k": "divides the epoch by k",
+    "inverse_time_decay:epochs-from-1": "counts epochs from 1",
+}

@@ -103,7 +103,7 @@ def iterate_minibatches(X, y, batch_size, rng, shuffle=True):
     Xs = X[rng.permutation(len(X))] if shuffle else X
     ys = y[rng.permutation(len(y))] if shuffle else y
     for start in range(0, len(X), batch_size):
-        yield Xs[start:start + batch_size], ys[start:start + batch_size]""", "wrong labels"),
+        yield Xs[start:start + batch_size], ys[start:start + batch_size]""", "with the wrong labels"),
     ("iterate_minibatches", "numpy's global random state",
      minibatches(order="order = np.random.permutation(N) if shuffle else np.arange(N)"), "global random state"),
     ("iterate_minibatches", "ignores shuffle=False", minibatches(order="order = rng.permutation(N)"),
@@ -125,7 +125,7 @@ def iterate_minibatches(X, y, batch_size, rng, shuffle=True):
     if shuffle:
         starts = rng.permutation(starts)
     for start in starts:
-        yield X[start:start + batch_size], y[start:start + batch_size]""", "Shuffle the samples"),
+        yield X[start:start + batch_size], y[start:start + batch_size]""", "the smaller batch should come last"),
     ("iterate_minibatches", "a generator of its own with a fixed seed",
      minibatches(order="order = np.random.default_rng(0).permutation(N) if shuffle else np.arange(N)"),
      "ignores the rng argument"),
@@ -139,12 +139,12 @@ def sgd(w, dw, config=None):
 def sgd(w, dw, config=None):
     config = {} if config is None else config
     config.setdefault("learning_rate", 1e-2)
-    return w - 1e-2 * dw, config""", "learning rate"),
+    return w - 1e-2 * dw, config""", "ignores config['learning_rate']"),
     ("sgd", "Adam's default learning rate", """
 def sgd(w, dw, config=None):
     config = {} if config is None else config
     config.setdefault("learning_rate", 1e-3)
-    return w - config["learning_rate"] * dw, config""", "its default is 0.01"),
+    return w - config["learning_rate"] * dw, config""", "its default is"),
     ("sgd", "modifies dw in place", """
 def sgd(w, dw, config=None):
     config = {} if config is None else config
@@ -185,7 +185,7 @@ def sgd_momentum(w, dw, config={}):
     config.setdefault("momentum", 0.9)
     v = config["momentum"] * config.get("velocity", np.zeros_like(w)) + dw
     config["velocity"] = v
-    return w - config["learning_rate"] * v, config""", "config=None"),
+    return w - config["learning_rate"] * v, config""", "The first call passes config=None"),
     # ---------------------------------------------------------------- nesterov
     ("nesterov", "plain momentum", momentum("nesterov"), "is plain momentum"),
     ("nesterov", "looks ahead with the old velocity (= plain momentum)",
@@ -198,8 +198,9 @@ def sgd_momentum(w, dw, config={}):
      momentum("nesterov", v="rho * v_old + lr * dw", step="w - lr * (dw + rho * v)"), "learning rate twice"),
     # ---------------------------------------------------------------- adagrad
     ("adagrad", "no accumulation", adagrad(cache="dw ** 2"), "does not accumulate"),
-    ("adagrad", "no square root", adagrad(denom="(cache + eps)"), "square root"),
-    ("adagrad", "epsilon inside the square root", adagrad(denom="np.sqrt(cache + eps)"), "inside the square root"),
+    ("adagrad", "no square root", adagrad(denom="(cache + eps)"), "divides by cache + epsilon"),
+    ("adagrad", "epsilon inside the square root", adagrad(denom="np.sqrt(cache + eps)"),
+     "puts epsilon inside the square root"),
     ("adagrad", "float64 state for a float32 w", adagrad(cache='config.get("cache", np.zeros(w.shape)) + dw ** 2'),
      "keep w's dtype"),
     ("adagrad", "hard-coded epsilon", adagrad(denom="(np.sqrt(cache) + 1e-8)"), "ignores config['epsilon']"),
@@ -209,20 +210,22 @@ def sgd_momentum(w, dw, config={}):
     ("rmsprop", "decay_rate and 1 - decay_rate swapped",
      rmsprop(cache='(1 - config["decay_rate"]) * config.get("cache", np.zeros_like(w)) + config["decay_rate"] * dw ** 2'),
      "swaps decay_rate"),
-    ("rmsprop", "no square root", rmsprop(denom="(cache + eps)"), "square root"),
+    ("rmsprop", "no square root", rmsprop(denom="(cache + eps)"), "divides by cache + epsilon"),
     ("rmsprop", "hard-coded decay rate 0.99",
      rmsprop(cache='0.99 * config.get("cache", np.zeros_like(w)) + 0.01 * dw ** 2'), "ignores config['decay_rate']"),
     ("rmsprop", "forgets the cache", rmsprop(cache='(1 - config["decay_rate"]) * dw ** 2'), "does not carry the cache"),
     # ---------------------------------------------------------------- adam
-    ("adam", "no bias correction", adam(c1="1", c2="1"), "no bias correction"),
+    ("adam", "no bias correction", adam(c1="1", c2="1"), "has no bias correction"),
     ("adam", "t incremented after use (from 0)", adam(t_before='t = config.get("t", 0)',
                                                      t_after='config["t"] = t + 1'), "before incrementing"),
     ("adam", "t incremented after use (from 1)", adam(t_before='t = config.get("t", 1)',
-                                                     t_after='config["t"] = t + 1'), "config['t']"),
+                                                     t_after='config["t"] = t + 1'),
+     "t counts the steps already taken"),
     ("adam", "v not squared", adam(square="dw"), "instead of dw**2"),
     ("adam", "bias correction of m only", adam(c2="1"), "but not of v"),
-    ("adam", "epsilon inside the square root", adam(denom="np.sqrt(v_hat + eps)"), "inside the square root"),
-    ("adam", "learning rate 1e-2 by default", adam(lr="1e-2"), "its default is 0.001"),
+    ("adam", "epsilon inside the square root", adam(denom="np.sqrt(v_hat + eps)"),
+     "puts epsilon inside the square root"),
+    ("adam", "learning rate 1e-2 by default", adam(lr="1e-2"), "its default is"),
     ("adam", "t not stored", adam(t_before="t = 1"), "does not carry t"),
     ("adam", "state shared between parameters", """
 STATE = {"m": 0.0, "v": 0.0, "t": 0}
@@ -263,16 +266,16 @@ def step_decay(lr0, epoch, drop=0.5, epochs_per_drop=10):
     return lr0 * drop ** math.ceil(epoch / epochs_per_drop)""", "rounds the exponent up"),
     ("exponential_decay", "written as a power k ** epoch", """
 def exponential_decay(lr0, epoch, k):
-    return lr0 * k ** epoch""", "written as a power"),
+    return lr0 * k ** epoch""", "written as a power lr0 * k ** epoch"),
     ("exponential_decay", "written as a power (1 - k) ** epoch", """
 def exponential_decay(lr0, epoch, k):
-    return lr0 * (1 - k) ** epoch""", "written as a power"),
+    return lr0 * (1 - k) ** epoch""", "written as a power lr0 * (1 - k) ** epoch"),
     ("exponential_decay", "positive exponent", """
 def exponential_decay(lr0, epoch, k):
     return lr0 * np.exp(k * epoch)""", "with a minus"),
     ("exponential_decay", "epoch outside the exponent", """
 def exponential_decay(lr0, epoch, k):
-    return lr0 * np.exp(-k) * epoch""", "in the exponent"),
+    return lr0 * np.exp(-k) * epoch""", "belongs in the exponent"),
     ("inverse_time_decay", "without the 1", """
 def inverse_time_decay(lr0, epoch, k):
     return lr0 / (k * epoch)""", "with the 1"),
@@ -281,13 +284,13 @@ def inverse_time_decay(lr0, epoch, k):
     return float(np.float64(lr0) / (k * epoch))""", "with the 1"),
     ("inverse_time_decay", "operator precedence", """
 def inverse_time_decay(lr0, epoch, k):
-    return lr0 / 1 + k * epoch""", "precedence"),
+    return lr0 / 1 + k * epoch""", "lr0 / 1 + k * epoch (operator precedence)"),
     ("inverse_time_decay", "ignores k", """
 def inverse_time_decay(lr0, epoch, k):
     return lr0 / (1 + epoch)""", "ignores k"),
     ("inverse_time_decay", "exponential instead of 1/t", """
 def inverse_time_decay(lr0, epoch, k):
-    return lr0 / (1 + k) ** epoch""", "exponential decay"),
+    return lr0 / (1 + k) ** epoch""", "(1 + k) ** epoch"),
 ]
 
 # Correct answers written differently from the reference and from each other: full marks.
