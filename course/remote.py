@@ -57,6 +57,9 @@ MAX_DEPTH = 40                 # nesting of lists, tuples and dicts
 MAX_PROXIES = 20_000           # proxies of the other side's objects one peer may create
 MAX_TEXT = 2000                # characters of an error message or a warning carried over
 MAX_NESTING = 50               # requests served inside one another (f calls the student, who calls f, ...)
+# What one test cell may receive in all (Peer.new_budget() starts a cell's): bounds what test code can keep.
+MAX_RECEIVED_BYTES = 256 * 1024 ** 2
+MAX_RECEIVED_VALUES = 2_000_000
 
 # What a student may call on a numpy.random.Generator the tests give it (plain data in and out).
 GENERATOR_METHODS = frozenset({
@@ -249,10 +252,18 @@ class _Decoder:
         except UnicodeDecodeError:
             raise self.fail("a text is not UTF-8") from None
 
+    def room(self, n: int) -> None:
+        """Fail at once when a container announces more items than the limits leave (each item counts itself)."""
+        if n > self.budget or (self.peer.strict and self.peer.received_values + n > MAX_RECEIVED_VALUES):
+            self.count(n)
+
     def count(self, n: int) -> None:
         self.budget -= n
         if self.budget < 0:
             raise self.fail(f"a message holds more than {MAX_ELEMENTS} values")
+        self.peer.received_values += n
+        if self.peer.strict and self.peer.received_values > MAX_RECEIVED_VALUES:
+            raise self.fail(f"it sent more than {MAX_RECEIVED_VALUES} values during one test cell")
 
     def value(self, depth: int = 0) -> Any:
         if depth > MAX_DEPTH:
@@ -300,8 +311,7 @@ class _Decoder:
             return getattr(builtins, name)
         if tag in (0x6C, 0x74):  # l, t
             n = self.u32()
-            self.count(n)
-            self.budget += n  # reserved above so that a huge count fails before any work; each item counts itself
+            self.room(n)
             items: list = []
             slot = None
             if self.record is not None:
@@ -316,8 +326,7 @@ class _Decoder:
             return items
         if tag == 0x64:  # d
             n = self.u32()
-            self.count(2 * n)
-            self.budget += 2 * n
+            self.room(2 * n)
             out: dict = {}
             if self.record is not None:
                 self.record.append(out)
@@ -396,7 +405,12 @@ class Peer:
         self._tokens: dict[int, int] = {}  # id(object) -> token
         self.proxies = 0
         self.serving = 0  # requests of the other side being served right now, one inside another
+        self.received_bytes = self.received_values = 0  # since new_budget()
         self.cannot_cross = ""  # the type of the last of our objects that could not be passed over
+
+    def new_budget(self) -> None:
+        """Start counting what the other side sends afresh (the trusted run calls it for each test cell)."""
+        self.received_bytes = self.received_values = 0
 
     # -- objects ------------------------------------------------------------------------------
     def export(self, obj: Any) -> tuple[int, int, str]:
@@ -488,6 +502,9 @@ class Peer:
         size = _U64.unpack(header)[0]
         if size > MAX_MESSAGE:
             raise self.violation(f"it sent a message of {size} bytes (the limit is {MAX_MESSAGE // 1024 ** 2} MiB)")
+        self.received_bytes += size
+        if self.strict and self.received_bytes > MAX_RECEIVED_BYTES:
+            raise self.violation(f"it sent more than {MAX_RECEIVED_BYTES // 1024 ** 2} MiB during one test cell")
         data = bytearray(size)
         self._read_exactly(memoryview(data))
         decoder = _Decoder(self, memoryview(data))

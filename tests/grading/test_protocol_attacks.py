@@ -429,3 +429,34 @@ def test_dict_arguments_are_written_back_and_aliases_kept():
         assert len(seen) == 3 and [s for _, s in result] == sorted((-c["lr"] for c in seen), reverse=True)
     finally:
         student.close()
+
+
+def test_student_names_never_shadow_builtins():
+    """A test cell's own abs(...) stays the real one, whatever the student's cells define."""
+    src = read_notebook(ROOT / "source" / A / f"{A}.ipynb")
+    for cell in src.cells:
+        if grade_id(cell) == "test_relative_error":
+            cell.source = "assert abs(relative_error(np.ones(2), np.zeros(2)) - 1.0) < 1e-9\n"
+    out = _trusted({"relative_error": WRONG_RELATIVE_ERROR + "def abs(v):\n    return 0.0\n"
+                                                            "def isinstance(*a):\n    return True\n"},
+                   Limits(cell_seconds=30), src)
+    assert out["test_relative_error"].startswith("AssertionError")
+
+
+def test_what_one_cell_receives_is_bounded():
+    """Results kept by test code cannot add up: past 256 MiB in one cell the student's process is cut off."""
+    from course.trusted import StudentProcess
+
+    student = StudentProcess([["student", "def big():\n    return 'x' * (40 * 1024 ** 2)\n"]], Limits(), [],
+                             time.monotonic() + 60)
+    try:
+        student.peer.deadline = time.monotonic() + 60
+        for _ in range(6):
+            assert len(student.names["big"]()) == 40 * 1024 ** 2
+        with pytest.raises(remote.ProtocolError, match="more than 256 MiB during one test cell"):
+            student.names["big"]()
+        student.peer.new_budget()  # the next cell starts afresh, but this process broke the protocol: it stays cut off
+        with pytest.raises(remote.ProtocolError):
+            student.names["big"]()
+    finally:
+        student.close()
