@@ -82,7 +82,8 @@ def _check_rng_use(fn: Callable, name: str, args: Callable[[np.random.Generator]
                      "changed. Draw from rng (rng.random(...), rng.integers(...)) so that one seed reproduces "
                      "a run.")
             fail(f"{name} is not reproducible: two generators seeded alike gave different results. Draw from "
-                 "the rng argument, not from a new np.random.default_rng() created inside the function.")
+                 "the rng argument, not from NumPy's global random state (np.random.rand, np.random.randint, ...) "
+                 "or a new np.random.default_rng() created inside the function.")
         d = first(call(fn, *args(np.random.default_rng(6)), name=name))
         if np.array_equal(a, d):
             fail(f"{name} ignores `rng`: generators with different seeds gave the same result (a fixed seed "
@@ -507,3 +508,48 @@ def check_raises_value_error(fn: Callable, *args: Any, what: str) -> None:
         fail(f"{what} raised {type(exc).__name__} ({exc}); it should raise ValueError. Check the argument first: "
              "if not 0 < keep_prob <= 1: raise ValueError(...).")
     fail(f"{what} returned without an error; it should raise ValueError.")
+
+
+# Named mistakes (course.mistakes): identifier -> a phrase of its message above. Order matters where one
+# message holds two phrases: "not reproducible" before "global random state".
+MISTAKES = {
+    "dropout_forward:no-scaling": "does not scale the kept units",
+    "dropout_forward:scales-at-test-time": "multiplies by keep_prob at test time",
+    "dropout_forward:divides-at-test-time": "divides by keep_prob at test time",
+    "dropout_forward:multiplies-by-keep-prob": "multiplies the kept units by keep_prob",
+    "dropout_forward:divides-by-drop-probability": "divides the kept units by 1 - keep_prob",
+    "dropout_forward:drops-with-probability-keep-prob": "probability 1 - keep_prob",
+    "dropout_forward:normal-mask": "normal generator",
+    "dropout_forward:masks-in-test-mode": "drops units in test mode",
+    "dropout_forward:not-reproducible": "not reproducible",
+    "dropout_forward:global-random-state": "global random state",
+    "dropout_forward:ignores-rng": "ignores `rng`",
+    "dropout_forward:one-mask-per-feature": "not one row of shape (D,)",
+    "dropout_forward:drops-whole-samples": "drops whole samples",
+    "dropout_forward:dtype-changed": "should keep x's dtype",
+    "dropout_forward:no-value-error": "should raise ValueError",
+    "dropout_forward:changes-x": "changed its argument `x`",
+    "dropout_backward:new-mask": "draws a new mask",
+    "dropout_backward:ignores-the-mask": "ignores the mask",
+    "dropout_backward:forgets-the-scale": "forgets the scale",
+    "dropout_backward:divides-twice": "divides by keep_prob twice",
+    "dropout_backward:returns-dout": "returns dout unchanged",
+    "dropout_backward:changes-dout": "changed its argument `dout`",
+    "dropout_backward:changes-the-cache": "changed an array in its `cache`",
+    "dropout_backward:dtype-changed": "should keep dout's dtype",
+    "dropout_backward:gradient-of-dropped-units": "is not 0 for units that the forward pass dropped",
+    "random_shift:wraps-around": "wraps around",
+    "random_shift:one-offset-per-batch": "same offset",
+    "random_shift:never-reaches-max-shift": "must reach both",
+    "random_shift:beyond-max-shift": "further than max_shift",
+    "random_shift:not-uniform": "not uniform",
+    "random_shift:dy-equals-dx": "diagonally",
+    "random_shift:one-direction-only": "never moves the images along",
+    "random_shift:not-reproducible": "not reproducible",
+    "random_shift:global-random-state": "global random state",
+    "random_shift:ignores-rng": "ignores `rng`",
+    "random_shift:dtype-changed": "keep the input's dtype",
+    "random_shift:changes-images": "changed its argument `images`",
+    "random_shift:returns-the-input": "returned the input array itself",
+    "random_shift:empty-slice-at-zero": "came back all zeros",
+}

@@ -169,7 +169,7 @@ def dropout_backward(dout, cache):
      shift(draw="dy, dx = np.round(rng.uniform(-s, s, size=2)).astype(int)"), "not uniform"),
     ("random_shift", "the same draw for dy and dx", shift(draw="dy = dx = rng.integers(-s, s + 1)"), "diagonally"),
     ("random_shift", "only vertical shifts", shift(draw="dy, dx = rng.integers(-s, s + 1), 0"),
-     "never moves the images along dx"),
+     "never moves the images along"),
     ("random_shift", "global random state", shift(draw="dy, dx = np.random.randint(-s, s + 1, size=2)"),
      "global random state"),
     ("random_shift", "float64 output for float32 images", shift(alloc="np.zeros(images.shape)"),
