@@ -81,10 +81,11 @@ def check_standardize_fit(standardize_fit: Callable) -> None:
     name = "standardize_fit"
     rng = np.random.default_rng(500)
     # (N, D, dtype, shift, scale, constant features {column: value})
-    cases = [(50, 4, np.float64, 5.0, 3.0, {2: 0.1}), (9, 9, np.float64, 1.0, 1.0, {}),
+    cases = [(50, 4, np.float64, 5.0, 3.0, {2: 0.0}), (9, 9, np.float64, 1.0, 1.0, {}),
              (7, 1, np.float64, -2.0, 0.5, {}), (30, 3, np.float32, 2.0, 0.5, {0: 3.7}),
              (200, 6, np.float64, 1e6, 10.0, {4: 0.3}), (2, 3, np.float64, 0.0, 1.0, {}),
-             (1000, 5, np.float64, 0.0, 2.0, {0: 0.1, 3: -1.5}), (1, 5, np.float64, 3.0, 1.0, {})]
+             (1000, 5, np.float64, 0.0, 2.0, {0: 0.1, 3: -1.5}), (1, 5, np.float64, 3.0, 1.0, {}),
+             (40, 3, np.float64, 1.0, 1.0, {1: 0.1})]
     for n, d, dtype, shift, scale, constants in cases:
         X, _, _ = _data(rng, n, d, dtype, shift, scale)
         for j, v in constants.items():
@@ -109,14 +110,15 @@ def check_standardize_fit(standardize_fit: Callable) -> None:
             s = float(std[j])
             if not np.isclose(s, 1.0, rtol=1e-6, atol=0):
                 v = float(X64[0, j])
-                if 0 < s <= 1e-12 * max(1.0, abs(v)):
+                if 0 < s <= 16 * np.finfo(dtype).eps * max(1.0, abs(v)):  # a rounding residue, not an eps
                     hint = TINY_STD.format(s=s, v=v)
                 elif 0 < s < 1e-3:
                     hint = ("Adding a small eps to every std does not help: the constant feature still gets a tiny "
                             "std, and standardize_apply turns any difference from the training value into a huge "
                             "number. Set the std of a constant feature to 1.")
                 else:
-                    hint = ("Without that guard, standardize_apply divides by 0 and returns NaN." if s == 0 else "")
+                    hint = ("Without that guard, standardize_apply divides by 0 and returns NaN." if s == 0 else
+                            "")
                 fail(CONSTANT_FEATURE.format(name=name, j=j, v=v, s=s) + hint)
         varying = ~constant
         if varying.any():
@@ -323,8 +325,9 @@ def _check_test_mode_left_param(param: dict[str, Any], before: dict[str, Any], n
         new = param[key]
         if isinstance(old, np.ndarray):
             if not (isinstance(new, np.ndarray) and new.shape == old.shape and np.array_equal(new, old)):
-                fail(f"{name} changed bn_param['{key}'] in test mode {where}: test mode only reads the running "
-                     "averages; update them in train mode only (a prediction must not change the network).")
+                fail(f"{name} changed bn_param['{key}'] in test mode {where}: test mode changes nothing in "
+                     "bn_param, it only reads the running averages; update them in train mode only (a prediction "
+                     "must not change the network).")
         elif new != old:
             fail(f"{name} changed bn_param['{key}'] from {old!r} to {new!r} in test mode {where}; test mode "
                  "changes nothing in bn_param.")
@@ -656,3 +659,88 @@ def check_layernorm_backward(layernorm_forward: Callable, layernorm_backward: Ca
         x = x * rng.uniform(0.5, 2.0, (n, 1)) + rng.standard_normal((n, 1))
         _numerical_check(layernorm_forward, layernorm_backward, lambda: {"eps": 1e-5}, x, gamma, beta, rng,
                          "layernorm_forward", name)
+
+
+#: Named mistakes (see course.mistakes): identifier -> a phrase of its message. More specific phrases come first.
+MISTAKES = {
+    "standardize_fit:constant-std-rounded": "is not always exactly 0",
+    "standardize_fit:constant-std-plus-eps": "Adding a small eps to every std",
+    "standardize_fit:constant-std-0": "Without that guard",
+    "standardize_fit:constant-feature-not-std-1": "a constant feature gets std 1",
+    "standardize_fit:ddof-1": "sample std (ddof=1)",
+    "standardize_fit:returns-variance": "returns the variance",
+    "standardize_fit:per-sample": "per feature, over the samples",
+    "standardize_fit:modifies-x": "changed its argument `X`",
+    "standardize_apply:own-statistics": "with its own mean and std",
+    "standardize_apply:multiplies-by-std": "multiplies by std",
+    "standardize_apply:only-subtracts-mean": "only subtracts the mean",
+    "standardize_apply:divides-by-variance": "divides by std ** 2",
+    "standardize_apply:divides-before-subtracting": "subtract the mean first",
+    "standardize_apply:dtype": "keep X's dtype",
+    "standardize_apply:modifies-input": "changed its argument",
+    "batchnorm_forward:test-eps-outside-sqrt": "outside the square root in test mode",
+    "batchnorm_forward:test-batch-statistics": "batch's own statistics in test mode",
+    "batchnorm_forward:test-divides-by-variance": "divides by running_var + eps in test mode",
+    "batchnorm_forward:test-changes-bn-param": "test mode changes nothing in bn_param",
+    "batchnorm_forward:ddof-1": "normalizes with the sample variance (ddof=1)",
+    "batchnorm_forward:eps-outside-sqrt": "adds eps outside the square root",
+    "batchnorm_forward:ignores-eps": "ignores bn_param['eps']",
+    "batchnorm_forward:eps-hard-coded": "whatever bn_param['eps'] says",
+    "batchnorm_forward:no-gamma-beta": "forgets gamma and beta",
+    "batchnorm_forward:gamma-beta-swapped": "swaps gamma and beta",
+    "batchnorm_forward:per-sample-statistics": "(that is layer norm)",
+    "batchnorm_forward:running-averages-in-train-mode": "uses the running averages in train mode",
+    "batchnorm_forward:running-not-stored": "the caller never sees new running averages",
+    "batchnorm_forward:momentum-swapped": "swaps the momentum weights",
+    "batchnorm_forward:running-replaced-by-batch": "replaces the running averages by the last batch's statistics",
+    "batchnorm_forward:running-unbiased-variance": "unbiased batch variance",
+    "batchnorm_forward:running-var-plus-eps": "adds eps to the running variance",
+    "batchnorm_forward:running-std": "averages the batch std",
+    "batchnorm_forward:running-of-x-hat": "statistics of the normalized values",
+    "batchnorm_forward:momentum-hard-coded": "whatever bn_param['momentum'] says",
+    "batchnorm_forward:keyerror-first-call": "no running statistics yet",
+    "batchnorm_forward:running-key-missing": "bn_param has no '",
+    "batchnorm_forward:running-not-from-zeros-and-ones": "start as zeros (running_mean) and ones",
+    "batchnorm_forward:cancellation": "cancellation",
+    "batchnorm_forward:dtype": "keep x's dtype",
+    "batchnorm_forward:modifies-input": "changed its argument",
+    "batchnorm_backward:no-mean-variance-paths": "as if the batch mean and variance were constants",
+    "batchnorm_backward:no-variance-path": "misses the path through the variance",
+    "batchnorm_backward:no-mean-path": "misses the path through the mean",
+    "batchnorm_backward:dx-without-gamma": "forgets gamma",
+    "batchnorm_backward:n-minus-1": "divides by N - 1",
+    "batchnorm_backward:dgamma-without-x-hat": "dgamma is sum(dout)",
+    "batchnorm_backward:dgamma-uses-x": "dgamma uses x;",
+    "batchnorm_backward:dgamma-averaged": "dgamma averages over the samples",
+    "batchnorm_backward:dbeta-averaged": "dbeta averages dout",
+    "batchnorm_backward:dgamma-dbeta-swapped": "swaps dgamma and dbeta",
+    "batchnorm_backward:parameter-gradient-not-summed": "since the same parameter scales or shifts every sample",
+    "batchnorm_backward:dtype": "the gradients keep x's dtype",
+    "batchnorm_backward:modifies-dout": "changed its argument `dout`",
+    "batchnorm_backward:modifies-cache": "must not modify the cache",
+    "layernorm_forward:batch-axis": "over the batch (axis=0)",
+    "layernorm_forward:no-keepdims": "keepdims=True (shape (N, 1))",
+    "layernorm_forward:ddof-1": "sample variance (ddof=1)",
+    "layernorm_forward:eps-outside-sqrt": "adds eps outside the square root",
+    "layernorm_forward:eps-hard-coded": "whatever ln_param['eps'] says",
+    "layernorm_forward:no-gamma-beta": "forgets gamma and beta",
+    "layernorm_forward:changes-ln-param": "changed ln_param",
+    "layernorm_forward:mode-dependent": "does the same thing in both modes",
+    "layernorm_forward:cancellation": "cancellation",
+    "layernorm_forward:dtype": "keep x's dtype",
+    "layernorm_forward:modifies-input": "changed its argument",
+    "layernorm_backward:no-mean-variance-paths": "as if each sample's mean and variance were constants",
+    "layernorm_backward:no-variance-path": "misses the path through the variance",
+    "layernorm_backward:no-mean-path": "misses the path through the mean",
+    "layernorm_backward:batch-sums": "sums over the batch",
+    "layernorm_backward:dx-without-gamma": "forgets gamma",
+    "layernorm_backward:dgamma-without-x-hat": "dgamma is sum(dout)",
+    "layernorm_backward:dgamma-uses-x": "dgamma uses x;",
+    "layernorm_backward:dgamma-averaged": "dgamma averages over the samples",
+    "layernorm_backward:dbeta-averaged": "dbeta averages dout",
+    "layernorm_backward:dgamma-dbeta-swapped": "swaps dgamma and dbeta",
+    "layernorm_backward:parameter-gradient-not-summed": "since the same parameter scales or shifts every sample",
+    "layernorm_backward:dtype": "the gradients keep x's dtype",
+    "layernorm_backward:modifies-dout": "changed its argument `dout`",
+    "layernorm_backward:modifies-cache": "must not modify the cache",
+}

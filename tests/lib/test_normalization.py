@@ -235,3 +235,33 @@ def test_test_mode_changes_nothing_in_bn_param_even_without_running_statistics()
     N.batchnorm_forward(x, gamma, beta, param)
     assert param["running_mean"] is rm and param["running_var"] is rv
     np.testing.assert_array_equal(rm, np.arange(3.0))
+
+
+def test_batchnorm_one_sample_in_train_mode_gives_beta_and_zero_dx():
+    # torch refuses a batch of one in training mode; the course's formula gives x_hat = 0 (var = 0, eps keeps it finite).
+    x, gamma, beta, dout = problem(7, 1, 4)
+    param = {"mode": "train", "momentum": 0.5, "running_mean": np.zeros(4), "running_var": np.ones(4)}
+    out, cache = N.batchnorm_forward(x, gamma, beta, param)
+    np.testing.assert_array_equal(out, beta[None, :])
+    dx, dgamma, dbeta = N.batchnorm_backward(dout, cache)
+    np.testing.assert_allclose(dx, 0, atol=1e-12)
+    np.testing.assert_allclose(dgamma, 0, atol=1e-12)
+    np.testing.assert_allclose(dbeta, dout[0])
+    np.testing.assert_allclose(param["running_mean"], 0.5 * x[0])
+    np.testing.assert_allclose(param["running_var"], 0.5 * np.ones(4))
+
+
+@pytest.mark.parametrize("n", [1, 3])
+def test_layernorm_one_feature_matches_torch(n):
+    x, gamma, beta, dout = problem(8, n, 1)
+    gold = lambda tx, tg, tb: F.layer_norm(tx, (1,), tg, tb, eps=1e-5)
+    check_against(N.layernorm_forward, N.layernorm_backward, {"eps": 1e-5}, gold, x, gamma, beta, dout)
+
+
+@pytest.mark.parametrize("n, d", [(1, 5), (4, 1)])
+def test_batchnorm_test_mode_edge_shapes_match_torch(n, d):
+    x, gamma, beta, dout = problem(9, n, d)
+    rm, rv = np.full(d, 0.3), np.full(d, 2.0)
+    gold = lambda tx, tg, tb: F.batch_norm(tx, torch.tensor(rm), torch.tensor(rv), tg, tb, training=False, eps=1e-5)
+    check_against(N.batchnorm_forward, N.batchnorm_backward, {"mode": "test", "running_mean": rm.copy(),
+                                                             "running_var": rv.copy()}, gold, x, gamma, beta, dout)

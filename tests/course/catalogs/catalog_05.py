@@ -97,7 +97,7 @@ def standardize_fit(X):
     return X.mean(axis=0), np.where(np.ptp(X, axis=0) == 0, 1.0, std)""", "sample std (ddof=1)"),
     ("standardize_fit", "no guard for a constant feature", """
 def standardize_fit(X):
-    return X.mean(axis=0), X.std(axis=0)""", "a constant feature gets std 1"),
+    return X.mean(axis=0), X.std(axis=0)""", "Without that guard"),
     ("standardize_fit", "guard only where std == 0", """
 def standardize_fit(X):
     std = X.std(axis=0)
@@ -105,7 +105,7 @@ def standardize_fit(X):
     return X.mean(axis=0), std""", "is not always exactly 0"),
     ("standardize_fit", "std + eps instead of a guard", """
 def standardize_fit(X):
-    return X.mean(axis=0), X.std(axis=0) + 1e-8""", "a constant feature gets std 1"),
+    return X.mean(axis=0), X.std(axis=0) + 1e-8""", "Adding a small eps to every std"),
     ("standardize_fit", "returns the variance", """
 def standardize_fit(X):
     var = X.var(axis=0)
@@ -128,10 +128,11 @@ def standardize_apply(X, mean, std):
 def standardize_apply(X, mean, std):
     X -= mean.astype(X.dtype)
     X /= std.astype(X.dtype)
-    return X""", "changed its argument `X`"),
-    ("batchnorm_forward", "ddof=1 in the normalization", bn(var="x.var(axis=0, ddof=1)"), "sample variance (ddof=1)"),
+    return X""", "changed its argument"),
+    ("batchnorm_forward", "ddof=1 in the normalization", bn(var="x.var(axis=0, ddof=1)"),
+     "normalizes with the sample variance (ddof=1)"),
     ("batchnorm_forward", "eps outside the square root", bn(denominator="(np.sqrt(var) + eps)"),
-     "eps outside the square root"),
+     "adds eps outside the square root"),
     ("batchnorm_forward", "test mode uses the batch statistics",
      bn(test_x_hat="(x - x.mean(axis=0)) / np.sqrt(x.var(axis=0) + eps)"), "batch's own statistics in test mode"),
     ("batchnorm_forward", "running averages never stored", bn(store_train="pass"),
@@ -139,7 +140,7 @@ def standardize_apply(X, mean, std):
     ("batchnorm_forward", "bn_param not updated in place (a copy)", bn(first="bn_param = dict(bn_param)"),
      "the caller never sees new running averages"),
     ("batchnorm_forward", "running averages also updated in test mode", bn(store_test="""bn_param["running_mean"] = \
-momentum * running_mean + (1 - momentum) * x.mean(axis=0)"""), "in test mode"),
+momentum * running_mean + (1 - momentum) * x.mean(axis=0)"""), "test mode changes nothing in bn_param"),
     ("batchnorm_forward", "momentum weights swapped", bn(
         running_mean="(1 - momentum) * running_mean + momentum * mu",
         running_var="(1 - momentum) * running_var + momentum * var"), "swaps the momentum weights"),
@@ -152,7 +153,7 @@ momentum * running_mean + (1 - momentum) * x.mean(axis=0)"""), "in test mode"),
      "whatever bn_param['momentum'] says"),
     ("batchnorm_forward", "E[x^2] - E[x]^2", bn(var="(x ** 2).mean(axis=0) - mu ** 2"), "cancellation"),
     ("batchnorm_forward", "test mode divides by the variance", bn(
-        test_x_hat="(x - running_mean) / (running_var + eps)"), "divides by running_var + eps"),
+        test_x_hat="(x - running_mean) / (running_var + eps)"), "divides by running_var + eps in test mode"),
     ("batchnorm_forward", "KeyError on the first call", bn(
         first='bn_param["running_mean"], bn_param["running_var"]'), "no running statistics yet"),
     ("batchnorm_backward", "no paths through the mean and variance", bn_backward("g * inv_std"),
@@ -179,10 +180,11 @@ def layernorm_forward(x, gamma, beta, ln_param):
     mu = x.mean(axis=1)
     var = x.var(axis=1)
     x_hat = (x - mu) / np.sqrt(var + eps)
-    return gamma * x_hat + beta, (x_hat, gamma, 1 / np.sqrt(var + eps))""", "keepdims=True"),
-    ("layernorm_forward", "ddof=1", ln_forward(var="x.var(axis=1, ddof=1, keepdims=True)"), "(ddof=1)"),
+    return gamma * x_hat + beta, (x_hat, gamma, 1 / np.sqrt(var + eps))""", "keepdims=True (shape (N, 1))"),
+    ("layernorm_forward", "ddof=1", ln_forward(var="x.var(axis=1, ddof=1, keepdims=True)"),
+     "sample variance (ddof=1)"),
     ("layernorm_forward", "eps outside the square root", ln_forward(denominator="(np.sqrt(var) + eps)"),
-     "eps outside the square root"),
+     "adds eps outside the square root"),
     ("layernorm_forward", "writes eps into ln_param", ln_forward(first='ln_param.setdefault("eps", 1e-5)'),
      "changed ln_param"),
     ("layernorm_backward", "no paths through the mean and variance", ln_backward(dx="g * inv_std"),
