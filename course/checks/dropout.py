@@ -392,12 +392,13 @@ def _explain_image(image: np.ndarray, out: np.ndarray, max_shift: int, what: str
     if out.shape == image.shape and np.all(out == 0) and max_shift < min(H, W):
         return (f"Image {i} of {what} came back all zeros. Check an offset of 0: a slice such as img[:-dy] is "
                 "empty when dy == 0 (use img[:H - dy]), and a shifted image keeps most of its pixels.")
-    for dy in range(-H + 1, H):
-        for dx in range(-W + 1, W):
-            if np.array_equal(np.roll(image, (dy, dx), axis=(0, 1)), out) and (dy, dx) != (0, 0):
-                return (f"Image {i} of {what} is rolled by ({dy}, {dx}): the pixels that leave one side come back "
-                        "on the other (np.roll wraps around). Fill the uncovered border with 0 instead: slice into a "
-                        "zero array, or pad with zeros and crop.")
+    smallest_first = sorted(((dy, dx) for dy in range(-H + 1, H) for dx in range(-W + 1, W)),
+                            key=lambda o: (abs(o[0]) + abs(o[1]), o))
+    for dy, dx in smallest_first:
+        if (dy, dx) != (0, 0) and np.array_equal(np.roll(image, (dy, dx), axis=(0, 1)), out):
+            return (f"Image {i} of {what} is rolled by ({dy}, {dx}): the pixels that leave one side come back "
+                    "on the other (np.roll wraps around). Fill the uncovered border with 0 instead: slice into a "
+                    "zero array, or pad with zeros and crop.")
     for dy in range(-H + 1, H):
         for dx in range(-W + 1, W):
             if max(abs(dy), abs(dx)) > max_shift and np.array_equal(shift_images(image[None], dy, dx)[0], out):

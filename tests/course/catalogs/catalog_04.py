@@ -174,6 +174,17 @@ def dropout_backward(dout, cache):
      "global random state"),
     ("random_shift", "float64 output for float32 images", shift(alloc="np.zeros(images.shape)"),
      "keep the input's dtype"),
+    ("random_shift", "returns the input itself when max_shift is 0", """
+def random_shift(images, max_shift, rng):
+    if max_shift == 0:
+        return images
+    N, H, W = images.shape
+    padded = np.pad(images, ((0, 0), (max_shift, max_shift), (max_shift, max_shift)))
+    out = np.empty_like(images)
+    for i in range(N):
+        dy, dx = rng.integers(-max_shift, max_shift + 1, size=2)
+        out[i] = padded[i, max_shift - dy:max_shift - dy + H, max_shift - dx:max_shift - dx + W]
+    return out""", "returned the input array itself"),
     ("random_shift", "shifts the input in place", shift(
         alloc="images", move="images[i] = np.roll(images[i], (dy, dx), axis=(0, 1))\n"
                              "        if dy > 0: images[i, :dy] = 0\n"
