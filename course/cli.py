@@ -25,10 +25,10 @@ def _cmd_build(args: argparse.Namespace) -> int:
         return 2
     for name in tqdm(names, desc="build", unit="notebook", disable=len(names) < 2):
         path = build_release(root, name)
-        print(f"release   {path.relative_to(root)}")
+        tqdm.write(f"release   {path.relative_to(root)}")
         if not args.release_only:
             path, seconds = build_solution(root, name)
-            print(f"solution  {path.relative_to(root)}  (executed in {seconds:.1f} s)")
+            tqdm.write(f"solution  {path.relative_to(root)}  (executed in {seconds:.1f} s)")
     return 0
 
 
@@ -50,29 +50,88 @@ def _cmd_grade(args: argparse.Namespace) -> int:
             return 2
         print(describe_protections(), file=sys.stderr)
     root = course_root()
-    if args.assignment not in assignments(root):
+    if args.all == bool(args.assignment):
+        print("error: name one ASSIGNMENT, or --all for every assignment that has submissions", file=sys.stderr)
+        return 2
+    if args.all and args.zip:
+        print("error: --zip holds one assignment; name it instead of --all", file=sys.stderr)
+        return 2
+    if args.assignment and args.assignment not in assignments(root):
         print(f"error: unknown assignment {args.assignment!r}; known: {', '.join(assignments(root))}", file=sys.stderr)
         return 2
-    if args.submissions:
-        students = grade.collect_folder(root, args.assignment, Path(args.submissions))
-    elif args.zip:
-        students = grade.collect_zip(root, args.assignment, Path(args.zip))
-    else:
-        students = grade.submitted_students(root, args.assignment)
-    if not students:
-        print(f"No submissions for {args.assignment} in submitted/ (nothing to grade). Use --submissions DIR or "
-              "--zip FILE to collect some.", file=sys.stderr)
+    names = [args.assignment] if args.assignment else assignments(root)
+    graded = []
+    for name in names:
+        if args.submissions:
+            students = grade.collect_folder(root, name, Path(args.submissions), only_this_assignment=args.all)
+        elif args.zip:
+            students = grade.collect_zip(root, name, Path(args.zip))
+        else:
+            students = grade.submitted_students(root, name)
+        if not students:
+            if not args.all:
+                print(f"No submissions for {name} in submitted/ (nothing to grade). Use --submissions DIR or "
+                      "--zip FILE to collect some.", file=sys.stderr)
+                return 1
+            continue
+        _grade_one(root, name, students, args, limits)
+        graded.append(name)
+    if not graded:
+        print("No submissions for any assignment (nothing to grade). Use --submissions DIR to collect some.",
+              file=sys.stderr)
         return 1
-    print(f"Autograding {len(students)} submission(s) of {args.assignment} with nbgrader ...", flush=True)
-    problems = grade.autograde(root, args.assignment, students, workers=args.workers, scheduler=args.scheduler,
+    if args.all:
+        print(f"\nGraded {len(graded)} assignment(s): {', '.join(graded)}. Class report: `course report --all`.")
+    return 0
+
+
+def _grade_one(root: Path, assignment: str, students: list[str], args: argparse.Namespace, limits) -> None:
+    """Autograde, feedback, CSV, grade report (text and data) for one assignment."""
+    from course import grade
+    from course.report import save_results
+    from course.sandbox import describe_protections
+
+    print(f"Autograding {len(students)} submission(s) of {assignment} with nbgrader ...", flush=True)
+    problems = grade.autograde(root, assignment, students, workers=args.workers, scheduler=args.scheduler,
                                limits=limits, trusted=not args.no_trusted_rerun)
-    csv = grade.feedback_and_export(root, args.assignment)
-    res = grade.results(root, args.assignment, students, problems)
-    report = grade.format_report(args.assignment, res)
-    (root / f"grade_report_{args.assignment}.txt").write_text(report + "\n")
+    csv = grade.feedback_and_export(root, assignment)
+    res = grade.results(root, assignment, students, problems)
+    report = grade.format_report(assignment, res)
+    (root / f"grade_report_{assignment}.txt").write_text(report + "\n")
+    save_results(root, assignment, res, describe_protections())
     print(report)
-    print(f"\nFeedback (HTML, one per student): feedback/<student>/{args.assignment}/")
-    print(f"Grades CSV: {csv.relative_to(root)}   Report: grade_report_{args.assignment}.txt")
+    print(f"\nFeedback (HTML, one per student): feedback/<student>/{assignment}/")
+    print(f"Grades CSV: {csv.relative_to(root)}   Report: grade_report_{assignment}.txt   "
+          f"What the class got wrong: `course report {assignment}`")
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from course.report import write_class_table, write_report
+
+    root = course_root()
+    if args.all == bool(args.assignment):
+        print("error: name one ASSIGNMENT, or --all for every graded assignment", file=sys.stderr)
+        return 2
+    if args.assignment and args.assignment not in assignments(root):
+        print(f"error: unknown assignment {args.assignment!r}; known: {', '.join(assignments(root))}", file=sys.stderr)
+        return 2
+    names = [args.assignment] if args.assignment else [a for a in assignments(root)
+                                                       if (root / f"grade_report_{a}.json").exists()]
+    if not names:
+        print("No graded assignment yet: run `course grade ASSIGNMENT` (or `course grade --all`) first.",
+              file=sys.stderr)
+        return 1
+    for name in names:
+        try:
+            path, report = write_report(root, name)
+        except FileNotFoundError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        print(report.summary(top=args.top))
+        print(f"  report: {path.relative_to(root)}\n")
+    if args.all:
+        html_path, csv_path = write_class_table(root, names)
+        print(f"Every assignment: {html_path.relative_to(root)} and {csv_path.relative_to(root)}")
     return 0
 
 
@@ -114,6 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
               course build                          # release/ and executed solutions/ for every notebook
               course grade 00_gradient_checking --submissions examples/class_00
               course check release/00_gradient_checking/00_gradient_checking.ipynb
+              course report --all                   # what the class got wrong (HTML)
               course bench                          # speed and memory on this machine
             """),
     )
@@ -142,10 +202,13 @@ def build_parser() -> argparse.ArgumentParser:
                              course grade 00_gradient_checking --zip lms_download.zip
                              course grade 00_gradient_checking --workers 8
                              course grade 00_gradient_checking --scheduler tcp://127.0.0.1:8786
+                             course grade --all --submissions examples/class        # every assignment found
                            A folder holds <student>/<assignment>/<notebook>.ipynb (or <student>/<notebook>.ipynb);
                            a zip holds notebooks named <student>_<notebook>.ipynb (nbgrader zip_collect).
                            """))
-    p.add_argument("assignment", metavar="ASSIGNMENT")
+    p.add_argument("assignment", metavar="ASSIGNMENT", nargs="?", help="the assignment (or --all)")
+    p.add_argument("--all", action="store_true",
+                   help="every assignment that has submissions (in submitted/, or in DIR/<student>/<assignment>/)")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--submissions", metavar="DIR", help="collect submissions from this folder first")
     src.add_argument("--zip", metavar="FILE", help="collect submissions from this zip first (nbgrader zip_collect)")
@@ -168,6 +231,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="grade on a Dask cluster instead, e.g. tcp://10.0.0.5:8786 (workers need the course installed)")
     p.set_defaults(func=_cmd_grade)
+
+    p = sub.add_parser("report", help="what the class got wrong: scores, exercises, most common mistakes (HTML)",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="From the grades saved by `course grade`, write class_report_<assignment>.html "
+                                   "(self-contained, opens offline): the score distribution, per exercise the mean "
+                                   "points and the share of full marks, the named mistakes counted across the class "
+                                   "(most common first, with the students who made each), the failures no named "
+                                   "mistake explains, the submissions not graded and why, the test cells the "
+                                   "trusted re-run overrode and the copies flagged. Prints a summary. With --all, "
+                                   "also class_report.html and class_grades.csv: student x assignment with totals.",
+                       epilog="examples:\n  course report 00_gradient_checking\n  course report --all")
+    p.add_argument("assignment", metavar="ASSIGNMENT", nargs="?", help="the assignment (or --all)")
+    p.add_argument("--all", action="store_true", help="every graded assignment, and the student x assignment table")
+    p.add_argument("--top", type=int, default=3, metavar="N", help="mistakes in the printed summary (default 3)")
+    p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("check", help="run every test, hidden ones included, on your notebook",
                        formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -17,7 +17,7 @@ from pathlib import Path
 from nbgrader.api import Gradebook, MissingEntry
 
 from course.build import build_release, source_notebook
-from course.nbgrader_plugins import plain_error
+from course.nbgrader_plugins import plain_error, printable
 from course.jobs import REVIEW_FILE, make_job, merge, run_jobs
 from course.sandbox import Limits
 from course.nbgrader_run import run_nbgrader
@@ -53,13 +53,17 @@ class StudentResult:
     cells: list[CellResult] = field(default_factory=list)
     problem: str = ""  # why the submission could not be graded at all
     review: list[str] = field(default_factory=list)  # for the instructor: copies, tampering
+    copies: list[str] = field(default_factory=list)  # exercises flagged as copies of the reference
+    overridden: list[str] = field(default_factory=list)  # grade cells the trusted re-run failed
 
     def lost(self) -> list[CellResult]:
         return [c for c in self.cells if c.score < c.max_score]
 
 
-def collect_folder(root: Path, assignment: str, folder: Path) -> list[str]:
+def collect_folder(root: Path, assignment: str, folder: Path, only_this_assignment: bool = False) -> list[str]:
     """Copy ``folder/<student>/<assignment>/*`` (or ``folder/<student>/*``) into ``submitted/``.
+
+    ``only_this_assignment``: take only students with a ``<assignment>/`` folder (a class with several assignments).
 
     Returns the student ids collected. Existing files of the same students are replaced.
     """
@@ -71,6 +75,8 @@ def collect_folder(root: Path, assignment: str, folder: Path) -> list[str]:
         sid = student_dir.name
         if not STUDENT_ID.match(sid):
             print(f"skipping {student_dir}: {STUDENT_ID_RULE}")
+            continue
+        if only_this_assignment and not (student_dir / assignment).is_dir():
             continue
         src = student_dir / assignment if (student_dir / assignment).is_dir() else student_dir
         dest = root / "submitted" / sid / assignment
@@ -224,6 +230,7 @@ def results(root: Path, assignment: str, students: list[str], problems: dict[str
             review = root / "autograded" / sid / assignment / REVIEW_FILE
             if review.exists():
                 data = json.loads(review.read_text())
+                res.copies, res.overridden = list(data.get("copies", [])), list(data.get("overridden", []))
                 res.review = [f"{name} is a copy of the library's reference (names changed): review it"
                               for name in data.get("copies", [])]
                 res.review += [f"{gid}: passed in the student's kernel but failed the trusted re-run "
@@ -245,13 +252,18 @@ def _reasons(path: Path) -> dict[str, str]:
         if errors:
             reasons[grade_id(cell)] = explain(errors[0])
         elif stderr:
-            reasons[grade_id(cell)] = "the cell wrote to stderr: " + stderr[0].get("text", "").strip()[:200]
+            reasons[grade_id(cell)] = "the cell wrote to stderr: " + printable(_text(stderr[0].get("text", ""))[:2000]
+                                                                             ).strip()[:200]
     return reasons
 
 
+def _text(value) -> str:
+    return "".join(value) if isinstance(value, list) else str(value)
+
+
 def explain(error: dict) -> str:
-    """A one-line reason for an error output, in a student's words."""
-    name, value = error.get("ename", ""), error.get("evalue", "")
+    """A one-line reason for an error output, in a student's words (printable: no terminal control)."""
+    name, value = printable(_text(error.get("ename", ""))[:200]), printable(_text(error.get("evalue", ""))[:2000])
     if name == "NotImplementedError":
         return "not done yet: the function still raises NotImplementedError"
     if name in ("CellTimeoutError", "KeyboardInterrupt"):
@@ -260,7 +272,7 @@ def explain(error: dict) -> str:
         return f"{value}: run the cell that defines it, or check its spelling"
     if name in ("Mistake", "AssertionError") and value:
         return value
-    return plain_error(error)
+    return plain_error({"ename": name, "evalue": value})
 
 
 def feedback_and_export(root: Path, assignment: str) -> Path:
@@ -274,7 +286,11 @@ def feedback_and_export(root: Path, assignment: str) -> Path:
 
 
 def format_report(assignment: str, results_: list[StudentResult]) -> str:
-    """A grade table, then for each student every lost point with its reason."""
+    """A grade table, then for each student every lost point with its reason.
+
+    Every text that comes from a submission (reasons, problems, review notes, ids) is made printable:
+    a failure message cannot move the cursor, clear the screen or redraw the table.
+    """
     from course.sandbox import describe_protections
 
     lines = [f"Grades for {assignment}", describe_protections(), "", f"{'student':<12} {'score':>11}  status"]
@@ -284,20 +300,21 @@ def format_report(assignment: str, results_: list[StudentResult]) -> str:
                      + ", ".join(kernel_only))
     for r in results_:
         status = "NOT GRADED" if r.problem else ("full marks" if not r.lost() else f"lost points in {len(r.lost())} test cells")
-        lines.append(f"{r.student_id:<12} {r.score:>5g} / {r.max_score:<4g}  {status}")
+        lines.append(f"{printable(r.student_id):<12} {r.score:>5g} / {r.max_score:<4g}  {status}")
     flagged = [r for r in results_ if r.review]
     if flagged:
         lines += ["", "Flagged for review:"]
-        lines += [f"  {r.student_id}: {note}" for r in flagged for note in r.review]
+        lines += [f"  {printable(r.student_id)}: {_short(note, 1000)}" for r in flagged for note in r.review]
     for r in results_:
         if r.problem:
-            lines += ["", f"{r.student_id}: not graded: {r.problem}"]
+            lines += ["", f"{printable(r.student_id)}: not graded: {_short(r.problem, 1000)}"]
         elif r.lost():
-            lines += ["", f"{r.student_id}: lost points on"]
+            lines += ["", f"{printable(r.student_id)}: lost points on"]
             lines += [f"  - {c.grade_id} ({c.score:g}/{c.max_score:g}): {_short(c.reason)}" for c in r.lost()]
     return "\n".join(lines)
 
 
 def _short(text: str, limit: int = 300) -> str:
-    text = " ".join(text.split())
+    """One printable line of at most ``limit`` characters."""
+    text = " ".join(printable(text[: 20 * limit]).split())
     return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -247,3 +247,26 @@ def check_softmax_cross_entropy(softmax_cross_entropy: Callable) -> None:
     check_close(loss32, e_loss32, what=f"the loss of {name} for float32 scores", rtol=1e-4)
     check_close(np.asarray(d32, dtype=np.float64), e_d32, what=f"dscores of {name} for float32 scores",
                 rtol=1e-3, atol=1e-6)
+
+
+# Named mistakes (course.mistakes): identifier -> a phrase of its message above.
+MISTAKES = {
+    "numerical_gradient:forward-difference": "forward difference",
+    "numerical_gradient:divides-by-h": "twice the true gradient",
+    "numerical_gradient:restores-x-by-arithmetic": "left `x` changed",
+    "numerical_gradient:ignores-h": "ignores its argument `h`",
+    "numerical_gradient_array:ignores-dout": "ignores `dout`",
+    "numerical_gradient_array:keeps-a-view-of-the-output": "view of x",
+    "relative_error:no-zero-case": "warning",
+    "relative_error:element-wise-denominator": "element-wise maximum",
+    "relative_error:divides-by-a-only": "divides by ||a|| only",
+    "affine_forward:forgets-the-bias": "forgets the bias",
+    "affine_forward:casts-to-float64": "dtype",
+    "affine_backward:db-not-summed": "sum dout over the samples",
+    "affine_backward:db-averaged": "averages dout",
+    "affine_backward:dw-averaged-over-the-batch": "divided by N",
+    "softmax_cross_entropy:summed-loss": "summed over the batch",
+    "softmax_cross_entropy:no-max-subtraction": "warning",
+    "softmax_cross_entropy:subtracts-the-max-in-place": "changed its argument `scores` in place",
+    "softmax_cross_entropy:gradient-not-divided-by-n": "not divided by N",
+}

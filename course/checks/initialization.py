@@ -363,3 +363,46 @@ def check_init_params(init_params: Callable) -> None:
     if np.array_equal(a["W1"], a["W2"]):
         fail(f"{name}([30, 30, 30], he_init, rng) gives W1 and W2 the same values: every layer must draw new "
              "weights from the same rng (do not create a new generator with a fixed seed per layer).")
+
+
+# Named mistakes (course.mistakes): identifier -> a phrase of its message above.
+MISTAKES = {
+    "zeros_init:transposed-shape": "transposed",
+    "zeros_init:integer-zeros": "integers",
+    "zeros_init:shape-as-two-arguments": "one tuple",
+    "zeros_init:a-list-of-lists": "NumPy array",
+    "random_init:global-np-random": "global np.random",
+    "random_init:a-fresh-unseeded-generator": "not reproducible",
+    "random_init:a-fixed-seed-inside": "ignores `rng`",
+    "random_init:ignores-scale": "ignores its `scale`",
+    "random_init:scale-used-as-the-variance": "scale as the variance",
+    "random_init:scale-passed-as-the-mean": "takes the mean first",
+    "random_init:uniform-with-the-right-std": "uniformly distributed",
+    "random_init:rng-random-on-0-1": "all positive",
+    "random_init:a-wrong-default-scale": "default scale is not 0.01",
+    "random_init:one-row-broadcast-to-every-row": "repeats values",
+    "xavier_init:variance-1-fan-in-lecun": "1/fan_in (LeCun",
+    "xavier_init:variance-2-fan-in-he": "2/fan_in (He",
+    "xavier_init:the-variance-passed-as-the-std": "where NumPy expects the standard deviation",
+    "xavier_init:glorot-uniform": "uniformly distributed",
+    "xavier_init:the-uniform-bound-as-the-std": "bound of Glorot's",
+    "xavier_init:operator-precedence": "precedence",
+    "xavier_init:transposed-shape": "transposed",
+    "xavier_init:global-np-random": "global np.random",
+    "he_init:fan-out-instead-of-fan-in": "uses fan_out",
+    "he_init:the-factor-2-missing": "factor 2 is missing",
+    "he_init:the-2-outside-the-square-root": "inside the square root",
+    "he_init:he-uniform": "uniformly distributed",
+    "he_init:clipped-at-two-standard-deviations": "not normally distributed",
+    "he_init:global-np-random": "global np.random",
+    "he_init:transposed-shape": "transposed",
+    "init_params:random-biases": "is not zero",
+    "init_params:biases-from-init-fn": "the biases start at zero",
+    "init_params:a-new-generator-per-layer": "new generator",
+    "init_params:rng-not-passed": "without its rng",
+    "init_params:fans-swapped": "init_fn(fan_out, fan_in, rng)",
+    "init_params:weights-transposed": "transposed",
+    "init_params:layers-numbered-from-0": "numbers the layers from 0",
+    "init_params:2-d-biases": "1-D",
+    "init_params:init-fn-ignored": "never calls init_fn",
+}

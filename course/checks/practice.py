@@ -376,3 +376,44 @@ def check_ensemble_predict(ensemble_predict: Callable) -> None:
         ], rtol=1e-5 if dtype == np.float32 else 1e-9, atol=1e-9)
         check_array(got, what=what, shape=(N, C), dtype=dtype)
         check_close(got, expected, what=what, rtol=1e-5 if dtype == np.float32 else 1e-9, atol=1e-7, hint=hint)
+
+
+# Named mistakes (course.mistakes): identifier -> a phrase of its message above.
+MISTAKES = {
+    "expected_initial_loss:log10": "log10",
+    "expected_initial_loss:log2": "log2",
+    "expected_initial_loss:one-over-c": "returns 1/C",
+    "expected_initial_loss:log-of-one-over-c": "log(1/C)",
+    "expected_initial_loss:wrong-sign": "wrong sign",
+    "update_ratio:against-the-new-weights": "new weights",
+    "update_ratio:difference-of-the-norms": "difference of the norms",
+    "update_ratio:mean-absolute-values": "mean absolute values",
+    "update_ratio:squared-norms": "squared norms",
+    "update_ratio:upside-down": "upside down",
+    "update_ratio:not-divided": "without dividing by ||w||",
+    "update_ratio:modifies-its-input": "changed its argument",
+    "sample_log_uniform:uniform": "samples uniformly",
+    "sample_log_uniform:returns-the-exponents": "returns the exponents",
+    "sample_log_uniform:mixed-bases": "mixes bases",
+    "sample_log_uniform:global-random-state": "global np.random",
+    "sample_log_uniform:ignores-rng": "ignores `rng`",
+    "sample_log_uniform:array-for-size-none": "one number",
+    "sample_log_uniform:out-of-range": "outside [low, high]",
+    "random_search:worst-first": "worst configuration first",
+    "random_search:one-config-many-times": "same configuration more than once",
+    "random_search:wrong-keys": "exactly the names of",
+    "random_search:linear-on-log-scale": "on a log scale",
+    "random_search:log-on-linear-scale": "samples uniformly",
+    "random_search:not-sorted": "does not sort",
+    "random_search:scores-apart-from-configs": "keep each",
+    "random_search:global-random-state": "global np.random",
+    "random_search:not-pairs": "pairs (config, score)",
+    "random_search:calls-per-trial": "times; call it exactly once per trial",
+    "ensemble_predict:votes-on-labels": "predicted labels",
+    "ensemble_predict:returns-labels": "one label per sample",
+    "ensemble_predict:product": "multiplies",
+    "ensemble_predict:averages-logits": "log-probabilities",
+    "ensemble_predict:sum": "without dividing",
+    "ensemble_predict:dtype": "dtype",
+    "ensemble_predict:modifies-members": "changed its argument",
+}

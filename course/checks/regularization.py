@@ -600,3 +600,41 @@ def check_EarlyStopping(EarlyStopping: Callable) -> None:
             (2, 0.0, 0.0, 0.01)]):
         _run_early_stopping(EarlyStopping, _losses_curve(rng, 80, noise, quantum), patience, md, seed=340 + i)
     _run_early_stopping(EarlyStopping, [1.0, 0.8, float("nan"), float("nan"), float("nan")], 2, None, seed=350)
+
+
+# Named mistakes (course.mistakes): identifier -> a phrase of its message above.
+MISTAKES = {
+    "l2_penalty:penalizes-gamma-not-b": "also penalizes gamma",
+    "l2_penalty:penalizes-the-biases": "penalize the weights only",
+    "l2_penalty:drops-the-1-2": "missing the 1/2",
+    "l2_penalty:drops-the-1-m": "does not divide by m",
+    "l2_penalty:norms-not-squared-norms": "sums the Frobenius norms",
+    "l2_penalty:only-w1": "only one weight matrix",
+    "l2_penalty_grads:biases-get-lam-m-b": "nonzero gradient",
+    "l2_penalty_grads:only-the-weights-keys": "returns no gradient for",
+    "l2_penalty_grads:keeps-the-2-of-the-square": "twice the right gradient",
+    "l2_penalty_grads:differentiates-to-lam-2m-w": "half the right gradient",
+    "l2_penalty_grads:drops-the-1-m": "does not divide by m",
+    "l2_penalty_grads:float64-zeros-for-float32-biases": "keep the parameter's dtype",
+    "l2_penalty_grads:scales-params-in-place": "changed its argument",
+    "l1_penalty:a-1-2-copied-from-l2": "no 1/2",
+    "l1_penalty:no-absolute-value": "forgets the absolute value",
+    "l1_penalty:penalizes-the-biases": "penalize the weights only",
+    "l1_penalty:drops-the-1-m": "does not divide by m",
+    "l1_penalty_grads:w-w-nan-at-0": "NaN (0/0)",
+    "l1_penalty_grads:w-w-eps": "tiny weights",
+    "l1_penalty_grads:1-at-zero": "exactly 0",
+    "l1_penalty_grads:l2-s-gradient": "the L2 gradient",
+    "l1_penalty_grads:biases-get-a-sign-too": "nonzero gradient",
+    "l1_penalty_grads:a-1-2-copied-from-l2": "no 1/2",
+    "EarlyStopping:stops-one-epoch-late": "one call late",
+    "EarlyStopping:stops-one-epoch-early": "one call early",
+    "EarlyStopping:ignores-min-delta": "ignores min_delta",
+    "EarlyStopping:ties-improve": "strict",
+    "EarlyStopping:best-epoch-from-1": "counts from 1",
+    "EarlyStopping:keeps-the-live-dict": "keeps references",
+    "EarlyStopping:compares-with-the-previous-loss": "previous call's loss",
+    "EarlyStopping:counts-all-bad-epochs": "consecutive",
+    "EarlyStopping:best-loss-ignores-min-delta": "did not improve by more than min_delta",
+    "EarlyStopping:nan-counts-as-an-improvement": "NaN",
+}

@@ -14,6 +14,7 @@ from types import ModuleType
 import pytest
 
 from course.inprocess import run_test_cells
+from course.mistakes import classify, registry
 from course.notebooks import BEGIN_SOLUTION, END_SOLUTION, grade_id, is_solution, read_notebook, remove_region
 from tests.conftest import ROOT
 
@@ -56,6 +57,11 @@ def test_mistake_loses_the_exercise_points(catalog, exercise, label, code, phras
     hidden = {name: outcomes[f"hidden_{name}"] for name in exercise.split("+")}
     assert any(hidden.values()), f"the hidden tests of {exercise} accept the mistake '{label}'"
     assert any(phrase in why for why in hidden.values()), f"the message does not name the mistake '{label}': {hidden}"
+    # course report counts the mistake under the identifier that course.checks' MISTAKES gives this phrase.
+    expected = {key for key, p in registry().items() if p == phrase and key.split(":")[0] in exercise.split("+")}
+    assert expected, f"no identifier in course.checks' MISTAKES has the phrase {phrase!r} of '{label}'"
+    assert expected & {classify(name, why) for name, why in hidden.items() if why}, \
+        f"'{label}' is counted as {[classify(n, w) for n, w in hidden.items() if w]}, not {sorted(expected)}"
     others = {g: why for g, why in outcomes.items() if why and g not in allowed_cells(catalog, exercise)}
     assert not others, others  # one mistake costs its own exercise only (and those declared in SPILLOVER)
 

@@ -28,7 +28,7 @@ def sigmoid_forward(x):
     ("sigmoid_forward", "np.where evaluates both branches", """
 def sigmoid_forward(x):
     out = np.where(x >= 0, 1 / (1 + np.exp(-x)), np.exp(x) / (1 + np.exp(x)))
-    return out, out""", "evaluates BOTH"),
+    return out, out""", "not numerically stable for large negative inputs"),
     ("sigmoid_forward", "sign of the exponent", """
 def sigmoid_forward(x):
     z = np.exp(-np.abs(x))
@@ -154,7 +154,7 @@ def softplus_forward(x):
     return np.log(1 + np.exp(x)), x""", "not numerically stable for large positive inputs"),
     ("softplus_forward", "np.where with an overflowing branch", """
 def softplus_forward(x):
-    return np.where(x > 30, x, np.log1p(np.exp(x))), x""", "evaluates both branches"),
+    return np.where(x > 30, x, np.log1p(np.exp(x))), x""", "not numerically stable for large positive inputs"),
     ("softplus_forward", "exp(-x) instead of exp(-|x|)", """
 def softplus_forward(x):
     return np.maximum(x, 0) + np.log1p(np.exp(-x)), x""", "needs exp(-|x|)"),

@@ -68,7 +68,7 @@ def update_ratio(w, w_next):
     ("update_ratio", "updates w in place", """
 def update_ratio(w, w_next):
     w_next -= w
-    return float(np.linalg.norm(w_next) / np.linalg.norm(w))""", "changed its argument `w_next`"),
+    return float(np.linalg.norm(w_next) / np.linalg.norm(w))""", "changed its argument"),
 
     # sample_log_uniform
     ("sample_log_uniform", "uniform", """
