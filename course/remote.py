@@ -404,6 +404,7 @@ class Peer:
         self.exported: dict[int, tuple[Any, int]] = {}  # token -> (object, kind) of the objects handed out
         self._tokens: dict[int, int] = {}  # id(object) -> token
         self.proxies = 0
+        self._proxies: dict[int, Proxy] = {}  # token -> the proxy of the other side's object
         self.serving = 0  # requests of the other side being served right now, one inside another
         self.received_bytes = self.received_values = 0  # since new_budget()
         self.cannot_cross = ""  # the type of the last of our objects that could not be passed over
@@ -442,12 +443,16 @@ class Peer:
         return entry[0]
 
     def proxy(self, token: int, kind: int, name: str) -> Proxy:
+        known = self._proxies.get(token)
+        if known is not None:  # the same object of the other side is the same proxy here (`is` holds)
+            return known
         self.proxies += 1
         if self.proxies > MAX_PROXIES:
             raise self.violation(f"it handed over more than {MAX_PROXIES} objects")
         if self.strict or kind not in (OBJECT, FUNCTION, GENERATOR):
             kind = OBJECT  # what the student's process says about its own objects decides nothing here
-        return Proxy(self, token, kind, name)
+        self._proxies[token] = Proxy(self, token, kind, name)
+        return self._proxies[token]
 
     def violation(self, what: str) -> ProtocolError:
         self.broken = self.broken or f"the student's process broke the grading protocol: {what}"
@@ -459,8 +464,9 @@ class Peer:
         if remaining is not None and remaining <= 0:
             self.broken = "time limit reached: your code did not finish (an infinite loop, or far too slow)"
             raise ProtocolError(self.broken)
-        ready = select.select([], [fd], [], remaining) if writing else select.select([fd], [], [], remaining)
-        if not ready[0] and not ready[1]:
+        poller = select.poll()  # poll, not select: any descriptor number works
+        poller.register(fd, select.POLLOUT if writing else select.POLLIN)
+        if not poller.poll(None if remaining is None else max(1, int(remaining * 1000))):
             self.broken = "time limit reached: your code did not finish (an infinite loop, or far too slow)"
             raise ProtocolError(self.broken)
 

@@ -48,9 +48,10 @@ def kernel_only_cells(source_nb: nbformat.NotebookNode) -> list[str]:
     return [grade_id(c) for c in grade_cells(source_nb) if KERNEL_ONLY_TAG in c.get("metadata", {}).get("tags", [])]
 
 
-def _deadline_reason(seconds: float) -> str:
-    return (f"not run: the trusted re-run of the tests reached this submission's time limit ({seconds:g} s for the "
-            "whole notebook, the run in your kernel included); your code is far too slow somewhere, or waits")
+def _deadline_reason(seconds: float, during: bool = False) -> str:
+    return (("stopped" if during else "not run") + ": the trusted re-run of the tests reached this submission's time "
+            f"limit ({seconds:g} s for the whole notebook, the run in your kernel included); your code is far too slow "
+            "somewhere, or waits")
 
 
 def student_cells(source_nb: nbformat.NotebookNode, submitted_nb: nbformat.NotebookNode) -> list[list[str]]:
@@ -147,7 +148,7 @@ def _run_cells(source_nb, cells, trusted, outcomes, limits, hide, deadline: floa
             except remote.ProtocolError as exc:
                 outcomes[gid] = str(exc)
                 if time.monotonic() >= deadline and "time limit" in str(exc):
-                    outcomes[gid] = _deadline_reason(total)
+                    outcomes[gid] = _deadline_reason(total, during=True)
                 if student is not None:
                     student.close()
                     student = None
