@@ -6,13 +6,16 @@ float32 and float64), calls the student's function on them in this process, and 
 what the exercise text states: which parameters require gradients, the head's type and shape, the features'
 values, the modes and batch norm's running statistics before and after, the optimizer groups, the
 parameters after an epoch. A torch module cannot cross to another process, so these cells are checked by the
-kernel run only (the notebook tags them; see ``course.trusted``).
+kernel run only (the notebook tags them ``kernel-only``; see ``course.trusted``). While a check runs, the
+library's references (``nnlab.transfer``) raise, however the student's code imported them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
-from collections.abc import Callable, Iterable
+import functools
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -20,7 +23,37 @@ import torch
 from torch import nn
 
 from course.testing import call, check_scalar, fail
+from nnlab import transfer as _references
 from nnlab.zoo import SmallCNN, load_pretrained
+
+
+# --------------------------------------------------------------------------- the library's references are off limits
+
+def _refuse(*args: Any, **kwargs: Any) -> Any:  # runs with nnlab.transfer's globals: builtins only
+    raise PermissionError("your function calls the course library's reference (nnlab.transfer), which holds the solutions; "
+                  "graded code must be your own")
+
+
+@contextlib.contextmanager
+def _references_refused() -> Iterator[None]:
+    """While a check runs, every reference of nnlab.transfer raises, however the student's code reached it
+    (``from nnlab.transfer import freeze`` keeps the function object: its code is what is swapped)."""
+    saved = {name: getattr(_references, name).__code__ for name in _references.__all__}
+    try:
+        for name in saved:
+            getattr(_references, name).__code__ = _refuse.__code__
+        yield
+    finally:
+        for name, code in saved.items():
+            getattr(_references, name).__code__ = code
+
+
+def _guarded(check: Callable[[Callable], None]) -> Callable[[Callable], None]:
+    @functools.wraps(check)
+    def run(fn: Callable) -> None:
+        with _references_refused():
+            check(fn)
+    return run
 
 
 # --------------------------------------------------------------------------- models for the checks
@@ -114,6 +147,7 @@ def _freeze_cases() -> list[tuple[str, nn.Module]]:
             ("a single nn.BatchNorm2d", nn.BatchNorm2d(3))]
 
 
+@_guarded
 def check_freeze(freeze: Callable) -> None:
     """Every parameter (weights, biases, batch norm) requires no gradient; in place; values untouched."""
     name = "freeze"
@@ -194,6 +228,7 @@ def _check_frozen(model: nn.Module, out: Any, what: str, name: str) -> None:
 
 # --------------------------------------------------------------------------- replace_head
 
+@_guarded
 def check_replace_head(replace_head: Callable) -> None:
     """A new trainable nn.Linear(F, num_classes) with a bias, in model.classifier, old dtype; backbone untouched."""
     name = "replace_head"
@@ -287,6 +322,7 @@ def _train_mode_features(model: nn.Module, X: torch.Tensor) -> torch.Tensor:
         return ref.features(X)
 
 
+@_guarded
 def check_extract_features(extract_features: Callable) -> None:
     """model.features(X) in eval mode, no gradients, mode restored, batch_size used, X unchanged, (N, F)."""
     name = "extract_features"
@@ -370,6 +406,7 @@ def _check_extract_case(extract_features: Callable, name: str, what: str, model:
 
 # --------------------------------------------------------------------------- param_groups
 
+@_guarded
 def check_param_groups(param_groups: Callable) -> None:
     """Trainable parameters only, each once; model.features at backbone_lr, model.classifier at head_lr."""
     name = "param_groups"
@@ -506,6 +543,7 @@ def _train_epoch_cases() -> list[tuple[str, nn.Module, Any, Callable, Callable]]
     ]
 
 
+@_guarded
 def check_train_epoch(train_epoch: Callable) -> None:
     """Train mode, zero_grad/forward/loss/backward/step per batch, the sample-weighted mean loss, over epochs."""
     name = "train_epoch"
@@ -576,3 +614,45 @@ def _check_epoch(got: Any, model: nn.Module, variants: dict, desc: str, name: st
             if np.isclose(value, w, rtol=1e-5, atol=1e-7):
                 fail(f"{desc} {message}. It returned {value:.6g}; a correct epoch returns {expected:.6g}.")
         fail(f"{desc} returned {value:.6g}, but the loss averaged over the epoch's samples is {expected:.6g}.")
+
+
+# Named mistakes (course.mistakes): identifier -> a phrase of its message above.
+MISTAKES = {
+    "freeze:eval-only": "only switched the model to eval mode",
+    "freeze:weights-not-biases": "not the biases",
+    "freeze:batch-norm-left-trainable": "batch norm's scale and shift",
+    "freeze:attribute-on-the-module": "set an attribute `requires_grad` on the module itself",
+    "freeze:nothing-frozen": "requires_grad is still True",
+    "freeze:frozen-copy": "returned a frozen copy",
+    "freeze:no-return": "should return the module it was given",
+    "freeze:calls-the-reference": "calls the course library's reference",
+    "replace_head:in-features-from-out-features": "uses the old head's out_features",
+    "replace_head:hard-coded-in-features": "Do not hard-code it",
+    "replace_head:new-attribute": "new attribute",
+    "replace_head:changes-out-features-only": "changed the old head's out_features attribute",
+    "replace_head:wrong-dtype": "create it with the old head's dtype",
+    "replace_head:not-a-linear": "the new head is one nn.Linear",
+    "replace_head:no-bias": "has no bias",
+    "extract_features:train-mode": "running statistics",
+    "extract_features:with-gradients": "with gradients",
+    "extract_features:mode-not-restored": "restore the mode",
+    "extract_features:classifier-output": "the classifier's output",
+    "extract_features:batch-size-ignored": "use batch_size",
+    "extract_features:batch-dropped": "no batch dropped",
+    "extract_features:not-a-tensor": "should return a torch tensor",
+    "param_groups:frozen-included": "includes frozen parameters",
+    "param_groups:duplicates": "lists a parameter twice",
+    "param_groups:rates-swapped": "swapped the learning rates",
+    "param_groups:wrong-backbone-rate": "instead of backbone_lr",
+    "param_groups:names-not-parameters": "not their names",
+    "param_groups:no-lr": "has no 'lr'",
+    "train_epoch:no-zero-grad": "never zeroes the gradients",
+    "train_epoch:zero-grad-before-step": "between backward() and step()",
+    "train_epoch:eval-mode": "in eval mode after the epoch",
+    "train_epoch:last-batch-loss": "returns the last batch's loss",
+    "train_epoch:unweighted-mean": "without weighting them by the batch size",
+    "train_epoch:sum-of-losses": "returns the sum of the losses",
+    "train_epoch:returns-a-tensor": "returned a tensor",
+    "train_epoch:wrong-parameters": "differ from those of a correct epoch",
+    "train_epoch:calls-the-reference": "calls the course library's reference",
+}
