@@ -57,18 +57,21 @@ def run_notebook_measured(nb: nbformat.NotebookNode, cwd: Path) -> tuple[float, 
     """Execute a notebook in a fresh kernel: (seconds including kernel start, peak kernel memory in bytes)."""
     from nbclient import NotebookClient
 
-    client = NotebookClient(nb, timeout=600, kernel_name="python3", record_timing=False,
-                            resources={"metadata": {"path": str(cwd)}})
+    from course.build import ipc_kernel_config
 
-    def kernel_pid():
-        km = client.km
-        prov = getattr(km, "provisioner", None) if km is not None else None
-        return getattr(getattr(prov, "process", None), "pid", None)
+    with ipc_kernel_config() as config:
+        client = NotebookClient(nb, config=config, timeout=600, kernel_name="python3", record_timing=False,
+                                resources={"metadata": {"path": str(cwd)}})
 
-    start = time.perf_counter()
-    with PeakMemory(kernel_pid) as mem:
-        client.execute()
-    return time.perf_counter() - start, mem.peak
+        def kernel_pid():
+            km = client.km
+            prov = getattr(km, "provisioner", None) if km is not None else None
+            return getattr(getattr(prov, "process", None), "pid", None)
+
+        start = time.perf_counter()
+        with PeakMemory(kernel_pid) as mem:
+            client.execute()
+        return time.perf_counter() - start, mem.peak
 
 
 def bench_notebooks(root: Path, names: list[str], progress: bool = True) -> list[tuple[str, float, int]]:

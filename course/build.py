@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import shutil
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
+from traitlets.config import Config
 
 from course.nbgrader_run import run_nbgrader
 from course.notebooks import read_notebook, solution_notebook, strip_outputs
@@ -35,11 +39,31 @@ def build_release(root: Path, assignment: str) -> Path:
     return root / "release" / assignment / src.name
 
 
+@contextmanager
+def ipc_kernel_config() -> Iterator[Config]:
+    """Kernel settings: talk over socket files in a private folder (IPC), not TCP ports.
+
+    Nothing else on the machine can connect to such a kernel, and ipykernel has no reason to
+    warn about unencrypted TCP on the console.
+    """
+    with tempfile.TemporaryDirectory(prefix="course-kernel-") as folder:
+        config = Config()
+        config.KernelManager.transport = "ipc"
+        config.KernelManager.ip = str(Path(folder) / "kernel")
+        yield config
+
+
 def execute_notebook(nb: nbformat.NotebookNode, cwd: Path, timeout: int = 300) -> nbformat.NotebookNode:
-    """Run every cell in a fresh python3 kernel (raises :class:`CellExecutionError` on the first error)."""
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False,
-                            resources={"metadata": {"path": str(cwd)}})
-    client.execute()
+    """Run every cell in a fresh python3 kernel (raises :class:`CellExecutionError` on the first error).
+
+    A cell's stream outputs are merged, stdout before stderr (a ``print`` reaches the notebook in
+    one message or in several, depending on when the kernel flushes), so the same notebook gives
+    the same bytes on every run.
+    """
+    with ipc_kernel_config() as config:
+        client = NotebookClient(nb, config=config, timeout=timeout, kernel_name="python3", record_timing=False,
+                                coalesce_streams=True, resources={"metadata": {"path": str(cwd)}})
+        client.execute()
     return nb
 
 

@@ -10,8 +10,8 @@ import nbformat
 import pytest
 
 from course import grade
-from course.build import build_release, execute_notebook, source_notebook
-from course.notebooks import hidden_test_code, read_notebook, solution_code, solution_notebook
+from course.build import execute_notebook, source_notebook
+from course.notebooks import hidden_test_code, read_notebook, solution_code
 from course.paths import assignments
 from course.selfcheck import format_self_check, self_check
 from tests.conftest import ROOT
@@ -29,31 +29,52 @@ def tree_digest(folder):
     return {p.relative_to(folder): hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.rglob("*") if p.is_file()}
 
 
-@pytest.mark.parametrize("name", ALL)
-def test_release_is_current(scratch_course, name):
-    fresh = nbformat.read(build_release(scratch_course, name), as_version=4)
-    committed = nbformat.read(ROOT / "release" / name / f"{name}.ipynb", as_version=4)
-    assert [c.source for c in fresh.cells] == [c.source for c in committed.cells], \
-        "release/ is stale: run `course build`"
-    assert [c.metadata for c in fresh.cells] == [c.metadata for c in committed.cells]
+def first_difference(fresh, committed):
+    """Where two builds of a notebook differ: the first cell whose outputs (or source) are not the same."""
+    a, b = nbformat.read(fresh, as_version=4), nbformat.read(committed, as_version=4)
+    for i, (x, y) in enumerate(zip(a.cells, b.cells)):
+        if x != y:
+            return f"cell {i} ({x.source[:60]!r}): {str(x.get('outputs'))[:300]} != {str(y.get('outputs'))[:300]}"
+    return "the notebooks' metadata or cell count"
 
 
 @pytest.mark.parametrize("name", ALL)
-def test_solutions_are_current_executed_and_pass(name):
-    src = read_notebook(source_notebook(ROOT, name))
+def test_release_is_current(shared_build, name):
+    fresh, committed = shared_build.release(name) / "release" / name, ROOT / "release" / name
+    assert tree_digest(fresh) == tree_digest(committed), "release/ is stale: run `course build`"
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_solutions_are_current_and_byte_for_byte_reproducible(shared_build, name):
+    # The fresh build is the second build of the same source: same code, so the same bytes (make demo leaves
+    # git status clean). Differing code means a stale solutions/; differing outputs, a build that is not
+    # reproducible (or a solution whose outputs depend on the machine).
+    fresh_dir = shared_build.solution(name) / "solutions" / name  # raises if a cell of the solution fails
+    fresh, committed = fresh_dir / f"{name}.ipynb", ROOT / "solutions" / name / f"{name}.ipynb"
+    assert code_sources(nbformat.read(fresh, as_version=4)) == code_sources(nbformat.read(committed, as_version=4)), \
+        "solutions/ is stale: run `course build`"
+    assert fresh.read_bytes() == committed.read_bytes(), \
+        f"two builds of {name} differ in their outputs: {first_difference(fresh, committed)}"
+    assert tree_digest(fresh_dir) == tree_digest(committed.parent)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_solutions_are_executed_and_pass(name):
     committed = nbformat.read(ROOT / "solutions" / name / f"{name}.ipynb", as_version=4)
-    assert code_sources(solution_notebook(src)) == code_sources(committed), "solutions/ is stale: run `course build`"
     outputs = [o for c in committed.cells if c.cell_type == "code" for o in c.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     assert any("image/png" in o.get("data", {}) for o in outputs), "the experiments' plots are in the solutions"
     assert all(c.execution_count for c in committed.cells if c.cell_type == "code"), "every cell was executed"
 
 
-@pytest.mark.parametrize("name", ALL)
-def test_source_solution_executes_with_every_test_cell_passing(name, tmp_path):
-    nb = solution_notebook(read_notebook(source_notebook(ROOT, name)))
-    execute_notebook(nb, tmp_path)  # raises on the first cell that errors
-    assert all(c.execution_count for c in nb.cells if c.cell_type == "code")
+def test_a_cells_stream_outputs_are_merged(tmp_path):
+    # A print reaches the notebook in one message or several (when the kernel flushes): merged, the build's
+    # bytes do not depend on it. stdout comes before stderr.
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "import sys, time\nprint('a', flush=True)\ntime.sleep(0.2)\nprint('b', file=sys.stderr, flush=True)\n"
+        "time.sleep(0.2)\nprint('c', end='', flush=True)\ntime.sleep(0.2)\nprint()")])
+    execute_notebook(nb, tmp_path)
+    assert [(o.name, o.text) for o in nb.cells[0].outputs] == [("stdout", "a\nc\n"), ("stderr", "b\n")]
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -71,11 +92,10 @@ def test_no_solution_or_hidden_test_code_leaks(name):
     assert "BEGIN SOLUTION" not in solved and "BEGIN HIDDEN TESTS" not in solved
 
 
-def test_example_class_is_graded_as_expected(scratch_course):
-    root = scratch_course
+def test_example_class_is_graded_as_expected(released_course):
+    root = released_course
     examples = root / "examples" / "class_00"
     before = tree_digest(examples)
-    build_release(root, A)
     students = grade.collect_folder(root, A, examples)
     assert students == ["ada", "ben", "cleo", "dev", "eve"]
     submitted_before = tree_digest(root / "submitted")
@@ -140,9 +160,8 @@ def run_course(root, *args):
                           text=True, timeout=600)
 
 
-def test_cli_check_of_the_untouched_release_and_of_a_broken_file(scratch_course):
-    root = scratch_course
-    build_release(root, A)
+def test_cli_check_of_the_untouched_release_and_of_a_broken_file(released_course):
+    root = released_course
     proc = run_course(root, "check", f"release/{A}/{A}.ipynb")
     assert proc.returncode == 1 and "0 / 18 points" in proc.stdout and "not done yet" in proc.stdout
     proc = run_course(root, "check", f"examples/class_00/eve/{A}/{A}.ipynb")
