@@ -25,9 +25,36 @@ c.IgnorePattern.pattern = r"\b[A-Za-z]*Warning\b|\d+it \[|it/s\]|s/it\]"
 # Feedback: never show hidden-test code, in cell sources or in tracebacks.
 c.GenerateFeedback.preprocessors = [
     "course.nbgrader_plugins.HideHiddenTests",
+    "course.nbgrader_plugins.NeutralizeStudentContent",
     "nbgrader.preprocessors.GetGrades",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]
+
+# Student HTML and JavaScript never run in the formgrader (the instructor's Jupyter session) or the feedback:
+# the autograded notebook keeps text and PNG/JPEG outputs only (HTML, JavaScript, SVG, Markdown, widgets
+# are shown as text), markdown cells with HTML are shown as text, code-hiding metadata is removed and
+# outputs are capped in bytes (NeutralizeStudentContent: max_text_bytes, max_image_bytes, max_total_bytes).
+# nbgrader's defaults, with the course's preprocessor added after grading (it never changes a score).
+c.Autograde.sanitize_preprocessors = [
+    "nbgrader.preprocessors.ClearOutput",
+    "nbgrader.preprocessors.DeduplicateIds",
+    "nbgrader.preprocessors.OverwriteKernelspec",
+    "nbgrader.preprocessors.OverwriteCells",
+    "course.nbgrader_plugins.NeutralizeStudentContent",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
+c.Autograde.autograde_preprocessors = [
+    "nbgrader.preprocessors.Execute",
+    "nbgrader.preprocessors.IgnorePattern",
+    "nbconvert.preprocessors.ClearMetadataPreprocessor",
+    "nbgrader.preprocessors.LimitOutput",
+    "nbgrader.preprocessors.SaveAutoGrades",
+    "nbgrader.preprocessors.AssignLatePenalties",
+    "course.nbgrader_plugins.NeutralizeStudentContent",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
+# A second layer, nbconvert's own: HTML outputs are sanitized by the feedback and formgrader templates.
+c.HTMLExporter.sanitize_html = True
 
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 
