@@ -354,7 +354,8 @@ def _run_case(rule: Callable, name: str, w0: np.ndarray, grads: list[np.ndarray]
             if not hint and not np.all(np.isfinite(w)):
                 hint = "next_w contains NaN or inf."
             err = np.nanmax(np.abs(first_wrong - expected[i])) if np.all(np.isfinite(first_wrong)) else float("nan")
-            fail(f"{name} gives a wrong w at {where} (largest difference {err:.3g}). {hint or 'The rule is: ' + FORMULA[name] + '.'}")
+            hint = hint or f"The rule is: {FORMULA[name]}."
+            fail(f"{name} gives a wrong w at {where} (largest difference {err:.3g}). {hint}")
         if warning:
             fail(f"{name} emitted a warning at {where}: {warning}. A correct rule never divides by zero or takes "
                  "the square root of a negative number.")

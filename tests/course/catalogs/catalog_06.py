@@ -96,8 +96,8 @@ def minibatches(**changes):
 # (exercise, label, code, expected phrase in the hidden test's message)
 MISTAKES = [
     # ---------------------------------------------------------------- minibatches
-    ("iterate_minibatches", "drops the last partial batch", minibatches(starts="range(0, N - batch_size + 1, batch_size)"),
-     "drops the last, smaller batch"),
+    ("iterate_minibatches", "drops the last partial batch",
+     minibatches(starts="range(0, N - batch_size + 1, batch_size)"), "drops the last, smaller batch"),
     ("iterate_minibatches", "X and y shuffled with different permutations", """
 def iterate_minibatches(X, y, batch_size, rng, shuffle=True):
     Xs = X[rng.permutation(len(X))] if shuffle else X
@@ -208,7 +208,8 @@ def sgd_momentum(w, dw, config={}):
     ("rmsprop", "without 1 - decay_rate", rmsprop(cache='config["decay_rate"] * config.get("cache", np.zeros_like(w)) '
                                                        '+ dw ** 2'), "1 - decay_rate is missing"),
     ("rmsprop", "decay_rate and 1 - decay_rate swapped",
-     rmsprop(cache='(1 - config["decay_rate"]) * config.get("cache", np.zeros_like(w)) + config["decay_rate"] * dw ** 2'),
+     rmsprop(cache='(1 - config["decay_rate"]) * config.get("cache", np.zeros_like(w)) + '
+                   'config["decay_rate"] * dw ** 2'),
      "swaps decay_rate"),
     ("rmsprop", "no square root", rmsprop(denom="(cache + eps)"), "divides by cache + epsilon"),
     ("rmsprop", "hard-coded decay rate 0.99",
