@@ -189,10 +189,6 @@ def check_dropout_forward(dropout_forward: Callable, seed: int = 0) -> None:
         kept = out != 0
         _check_independent(kept, what)  # first: masks shared by rows or columns make the fraction noisy
         _check_fraction(kept, keep_prob, what)
-        ratio = float(out.mean() / x.mean())
-        if abs(ratio - 1) > 0.02:
-            fail(f"{what}: the mean of out is {ratio:.3f} times the mean of x; inverted dropout keeps the "
-                 "expected value unchanged (ratio 1).")
     # Test mode is the identity (the same array or a copy), whatever keep_prob.
     for dtype in (np.float64, np.float32):
         for shape, keep_prob in [((4, 5), 0.5), ((1, 3), 0.8), ((30, 20), 0.25)]:
