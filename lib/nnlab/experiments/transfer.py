@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from nnlab.zoo import SmallCNN, accuracy, digits_images, load_pretrained
+from nnlab.zoo import SOURCE_CLASSES, SmallCNN, accuracy, digits_images, load_pretrained
 
 STRATEGIES = ("scratch", "features + linear", "fine-tune top", "fine-tune all")
 CONTROL = "random features + linear"
@@ -171,8 +171,6 @@ def learning_rates(fns: Fns, backbone_lrs: Sequence[float] = (1e-4, 1e-3, 1e-2, 
     pretrained head put back: what is left of the source task); ``frozen``: the same for backbone lr 0 (features
     + linear); ``scratch``: target accuracy per lr; ``pretrained_source_acc``.
     """
-    from nnlab.zoo import SOURCE_CLASSES
-
     task = target_task(kind, seed)
     source = digits_images(SOURCE_CLASSES, seed=seed)
     X, y = subsample(task, n_per_class, seed)

@@ -2,10 +2,10 @@
 
 ``load_pretrained()`` rebuilds :class:`SmallCNN` and loads ``digits04_cnn.pt`` with
 ``torch.load(..., weights_only=True)``. The checkpoint is made by ``python -m nnlab.zoo.pretrain``
-(seeded, CPU, about a minute); it records the source task's test accuracy it reached.
+(seeded, one CPU thread, about 10 s); it records the source task's test accuracy it reached.
 
 Images are ``(N, 1, 8, 8)`` float32 in [0, 1] (scikit-learn's digits). ``model.features`` maps them
-to ``(N, 64)`` features; ``model.classifier`` is the final ``nn.Linear(64, num_classes)``.
+to ``(N, 128)`` features; ``model.classifier`` is the final ``nn.Linear(128, num_classes)``.
 """
 
 from __future__ import annotations
@@ -25,8 +25,9 @@ SOURCE_CLASSES = (0, 1, 2, 3, 4)
 class SmallCNN(nn.Module):
     """Three conv blocks (conv 3x3, batch norm, ReLU) and a linear head.
 
-    ``features``: ``(N, 1, 8, 8) -> (N, channels[-1])``: block 0 at 8x8, block 1 pooled to 4x4, block 2
-    averaged over the 4x4 positions, then flattened. ``classifier``: ``nn.Linear(channels[-1], num_classes)``.
+    ``features``: ``(N, 1, 8, 8) -> (N, F)``, ``F = 4 * channels[-1]``: block 0 at 8x8, block 1 max-pooled to
+    4x4, block 2 averaged over 2x2 regions (keeping the layout: top/bottom, left/right), then flattened.
+    ``classifier``: ``nn.Linear(F, num_classes)``.
     """
 
     def __init__(self, num_classes: int = 5, channels: Sequence[int] = (16, 32, 32)) -> None:

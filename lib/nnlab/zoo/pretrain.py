@@ -1,7 +1,7 @@
 """Pretrain the zoo's CNN on digits 0-4 and write its checkpoint: ``python -m nnlab.zoo.pretrain``.
 
 Seeded and single-threaded on the CPU, with deterministic algorithms, so a run reproduces the committed
-checkpoint's accuracy (about a minute on a laptop core). Adam, random shifts of up to one pixel as
+checkpoint's accuracy (about 10 s on one laptop core). Adam, random shifts of up to one pixel as
 augmentation, a fixed number of epochs; the source task's test accuracy is stored in the checkpoint.
 """
 
