@@ -110,7 +110,7 @@ def _plain_dtype(dtype: np.dtype) -> bool:
 
 
 def _printable(text: str, limit: int) -> str:
-    return "".join(ch if ch.isprintable() else "?" for ch in text[:limit])
+    return "".join(ch if ch.isprintable() or ch in "\n\t" else "?" for ch in text[:limit])
 
 
 # -- the wire format ------------------------------------------------------------------------------
@@ -451,7 +451,7 @@ class Peer:
             raise self.violation(f"it handed over more than {MAX_PROXIES} objects")
         if self.strict or kind not in (OBJECT, FUNCTION, GENERATOR):
             kind = OBJECT  # what the student's process says about its own objects decides nothing here
-        self._proxies[token] = Proxy(self, token, kind, name)
+        self._proxies[token] = Proxy(self, token, kind, _printable(name, 100))
         return self._proxies[token]
 
     def violation(self, what: str) -> ProtocolError:
@@ -581,13 +581,13 @@ class Peer:
             if type(item) is list and len(item) == 2 and all(type(x) is str for x in item):
                 cls = getattr(builtins, item[0], None)
                 cls = cls if isinstance(cls, type) and issubclass(cls, Warning) else UserWarning
-                warnings.warn(item[1][:MAX_TEXT], cls, stacklevel=4)
+                warnings.warn(_printable(item[1], MAX_TEXT), cls, stacklevel=4)
 
     def _error(self, error: Any) -> BaseException:
         """The other side's exception as one of ours: its built-in type when it has one, and its message."""
         if type(error) is not list or len(error) != 2 or not all(type(x) is str for x in error):
             return self.violation("a malformed error")
-        name, text = error[0][:100], error[1][:MAX_TEXT]
+        name, text = _printable(error[0], 100), _printable(error[1], MAX_TEXT)  # no terminal control in reasons
         if name in ("ModuleNotFoundError", "ImportError") and ("nnlab" in text or "course" in text):
             return StudentError(LIBRARY_MESSAGE)
         cls = getattr(builtins, name, None)
@@ -693,7 +693,7 @@ class Peer:
         names = decoder.value()
         if type(names) is not dict or not all(type(k) is str for k in names):
             raise self.violation("it did not start as expected")
-        return names, problems[:20]
+        return names, [_printable(p, MAX_TEXT) for p in problems[:20]]
 
     def serve_forever(self) -> None:
         while True:

@@ -43,18 +43,6 @@ WRONG_RELATIVE_ERROR = "def relative_error(a, b):\n    return 0.5\n"
 # Makes the student's own kernel pass every test cell of relative_error (and every visible test).
 FAKE_KERNEL = ("import course.checks.gradient_checking as _g\n_g.check_relative_error = lambda *a, **k: None\n"
                "def check_close(*a, **k):\n    pass\n")
-CORRECT_NUMERICAL_GRADIENT = """
-    grad = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        old = x[i]
-        x[i] = old + h
-        f_plus = f(x)
-        x[i] = old - h
-        f_minus = f(x)
-        x[i] = old
-        grad[i] = (f_plus - f_minus) / (2 * h)
-    return grad
-"""
 # Run in the student's process of the trusted re-run: the handle of the test's f, the peer and the server module.
 PRELUDE = """
     import os, sys, struct
@@ -99,10 +87,12 @@ def attack(payload: str) -> Callable:
     def build(nb, root):
         body = payload.replace("{code}", repr(grader_code(root)))
         body = "\n".join("        " + line for line in (PRELUDE + body).strip("\n").split("\n"))
-        answer = (f"def numerical_gradient(f, x, h=1e-5):\n    if type(f).__name__ == 'Proxy':\n"
+        correct = next(c.source for c in nb.cells if is_solution(c) and grade_id(c) == "numerical_gradient")
+        answer = (correct.replace("def numerical_gradient(", "def _correct(") +
+                  f"\ndef numerical_gradient(f, x, h=1e-5):\n    if type(f).__name__ == 'Proxy':\n"
                   f"      try:\n{body}\n      except BaseException as exc:\n"
                   f"        print('attack failed:', type(exc).__name__, str(exc)[:200], file=sys.stderr)\n"
-                  f"{CORRECT_NUMERICAL_GRADIENT}")
+                  f"    return _correct(f, x, h)\n")
         nb = with_answer(nb, "numerical_gradient", "import sys\n" + answer)
         nb = with_answer(nb, "relative_error", WRONG_RELATIVE_ERROR)
         return with_cell(nb, FAKE_KERNEL, after="relative_error")
@@ -460,3 +450,12 @@ def test_what_one_cell_receives_is_bounded():
             student.names["big"]()
     finally:
         student.close()
+
+
+def test_what_the_student_says_is_printable():
+    """Exception texts, warnings and names from the student's process carry no terminal control sequences."""
+    peer, _ = pipe_peer()
+    err = peer._error(["ValueError", "bad\x1b[2J\x1b[Hvalue\r"])
+    assert type(err) is ValueError and "\x1b" not in str(err) and "\r" not in str(err)
+    assert "\x1b" not in str(peer._error(["Evil\x1b[31m", "x"]))
+    assert peer.proxy(7, remote.OBJECT, "f\x1b]0;title\x07").__name__ == "f?]0;title?"
