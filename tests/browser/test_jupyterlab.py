@@ -36,7 +36,8 @@ import pytest
 
 from course.classroom import COURSE_ID, Classroom, generate_and_release
 from course.nbgrader_run import nbgrader_env
-from course.notebooks import grade_cells, grade_id, read_notebook
+from course.notebooks import (BEGIN_SOLUTION, END_SOLUTION, grade_cells, grade_id, is_solution, read_notebook,
+                              strip_markers)
 from course.paths import assignments
 from tests.conftest import ROOT
 
@@ -308,3 +309,65 @@ def test_student_assignment_list_shows_the_released_assignment(page):
     expect(released).to_contain_text(COURSE_ID)
     expect(released.get_by_role("button", name="Fetch")).to_be_visible()
     screenshot(page, "05_student_assignment_list.png")
+
+
+def test_learner_runs_every_test_from_the_notebook_with_check(page, lab):
+    # A learner's notebook: every exercise solved, one of them wrongly (dW averaged over the batch).
+    from tests.course.catalogs import catalog_00
+
+    code = next(c for e, label, c, _ in catalog_00.MISTAKES if label == "dW averaged over the batch")
+    src = read_notebook(lab.root / "source" / A / f"{A}.ipynb")
+    answers = {grade_id(c): strip_markers(c.source, BEGIN_SOLUTION, END_SOLUTION) for c in src.cells if is_solution(c)}
+    nb = nbformat.read(lab.root / "release" / A / f"{A}.ipynb", as_version=4)
+    setup = next(c for c in nb.cells if c.cell_type == "code")
+    assert "%load_ext course.magic" in setup.source, "the release's first code cell loads %check"
+    for cell in nb.cells:
+        if grade_id(cell) in answers:
+            cell.source = code if grade_id(cell) == "affine_backward" else answers[grade_id(cell)]
+    check_at = nb.cells.index(setup) + 1  # right after the setup: Run All reaches it before any failing test
+    nb.cells.insert(check_at, nbformat.v4.new_code_cell("%check"))
+    folder = lab.root / "learner"
+    folder.mkdir(exist_ok=True)
+    nbformat.write(nb, folder / f"{A}.ipynb")
+
+    open_file(page, f"learner/{A}.ipynb")
+    expect(page.get_by_text("Python 3 (ipykernel) | Idle")).to_be_visible(timeout=TIMEOUT_MS)
+    page.wait_for_function(f"() => document.querySelectorAll({CELLS!r}).length >= {len(nb.cells)}")
+    menu(page, "Run", "Run All Cells")
+    page.wait_for_function(f"() => ({OUTPUTS_JS})()[{check_at}].includes('points')", timeout=300_000)
+    report = page.evaluate(OUTPUTS_JS)[check_at]
+    assert "Checking the saved file" in report and "unsaved" not in report, report
+    assert re.search(r"15\s*/\s*18", report), report                  # 3 points lost, on affine_backward only
+    assert "affine_backward" in report and "divided by N" in report, report
+    assert "check_affine_backward" not in report and "BEGIN HIDDEN" not in report  # never the hidden tests' code
+    page.locator(CELLS).nth(check_at).evaluate("cell => cell.scrollIntoView({block: 'start'})")
+    screenshot(page, "06_learner_check_in_notebook.png")
+
+
+def test_instructor_opens_the_class_report_offline(page, lab):
+    from course.grade import CellResult, StudentResult
+    from course.report import save_results, write_report
+
+    def cells(reasons):
+        return [CellResult(f"hidden_{e}", 0.0 if why else 3.0, 3.0, why) for e, why in reasons.items()]
+    save_results(lab.root, A, [
+        StudentResult("ada", 6.0, 6.0, cells({"affine_forward": "", "affine_backward": ""})),
+        StudentResult("jane_doe", 6.0, 3.0, cells({"affine_forward": "", "affine_backward": "dW ... is divided by "
+                                                   "N; the loss's gradient already carries the 1/N"})),
+        StudentResult("mallory", 6.0, 3.0, cells({"affine_forward": "", "affine_backward": "db ... averages dout "
+                                                  "<script>document.title='pwned'</script>"})),
+    ])
+    path, _ = write_report(lab.root, A)
+    report = page.context.new_page()
+    try:
+        report.goto(path.as_uri())
+        expect(report.locator("h1")).to_contain_text(f"What the class got wrong: {A}")
+        table = report.locator("table").nth(1)
+        expect(table).to_contain_text("affine_backward:dw-averaged-over-the-batch")
+        expect(table).to_contain_text("jane_doe")
+        expect(report.locator("img").first).to_be_visible()           # the plots, embedded
+        assert report.title() != "pwned", "a student's text ran as script in the report"
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        report.screenshot(path=str(ARTIFACTS / "07_instructor_class_report.png"), full_page=True)
+    finally:
+        report.close()
