@@ -16,10 +16,12 @@ $(STAMP): requirements.txt pyproject.toml
 
 setup: $(STAMP)
 
-# The main job: build release/ and solutions/, grade the bundled example class, feedback, grades.csv, report.
+# The main job: build release/ and solutions/, grade the bundled example class (30 students, notebooks 00 and
+# 08: feedback, grades.csv, a grade report each), then the class report: what the class got wrong.
 demo: setup sandbox-deps
 	$(VENV)/bin/course build
-	$(VENV)/bin/course grade 00_gradient_checking --submissions examples/class_00
+	$(VENV)/bin/course grade --all --submissions examples/class
+	$(VENV)/bin/course report --all
 
 # The whole test suite: first in parallel, one pytest-xdist worker per core (TEST_WORKERS=1 for one), then
 # the tests marked `serial` (they start processes of their own or have time limits) alone, one at a time.

@@ -14,7 +14,7 @@ from tests.conftest import ROOT
 NOTEBOOKS = sorted((p.stem[-2:], importlib.import_module(f"tests.course.catalogs.{p.stem}").NOTEBOOK)
                    for p in (ROOT / "tests" / "course" / "catalogs").glob("catalog_[0-9][0-9].py"))
 # The mistakes are re-run for a few notebooks only (the in-process catalog runs them all in the kernel's way).
-REJECT = ["00_gradient_checking", "03_regularization", "08_training_practice"]
+REJECT = ["00_gradient_checking", "03_regularization"]
 # Mistakes about keeping a reference instead of a copy: arrays cross the process boundary by value, so only
 # the run in the student's kernel sees them; a cell scores only if both runs pass, so they still lose points.
 KERNEL_ONLY = {("numerical_gradient_array", "keeps a view of the output"), ("EarlyStopping", "keeps the live dict"),
