@@ -55,6 +55,9 @@ c.Autograde.autograde_preprocessors = [
 ]
 # A second layer, nbconvert's own: HTML outputs are sanitized by the feedback and formgrader templates.
 c.HTMLExporter.sanitize_html = True
+# nbgrader waits 4 s for a cell's output after its reply, then fails the whole notebook: a print of some
+# megabytes on a busy machine took longer. Wait longer (the output is then capped, and graded).
+c.Execute.iopub_timeout = 30
 
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 
