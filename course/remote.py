@@ -410,8 +410,13 @@ class Peer:
         self.cannot_cross = ""  # the type of the last of our objects that could not be passed over
 
     def new_budget(self) -> None:
-        """Start counting what the other side sends afresh (the trusted run calls it for each test cell)."""
+        """A new test cell: count what the other side sends afresh, and forget what the last cell handed over.
+
+        Handles of the grader's objects (a test's functions and generators, and what they hold) last one cell.
+        """
         self.received_bytes = self.received_values = 0
+        self.exported.clear()
+        self._tokens.clear()
 
     # -- objects ------------------------------------------------------------------------------
     def export(self, obj: Any) -> tuple[int, int, str]:
