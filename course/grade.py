@@ -231,7 +231,8 @@ def results(root: Path, assignment: str, students: list[str], problems: dict[str
             if review.exists():
                 data = json.loads(review.read_text())
                 res.copies, res.overridden = list(data.get("copies", [])), list(data.get("overridden", []))
-                res.review = [f"{name} is a copy of the library's reference (names changed): review it"
+                res.review = [f"{name} is a copy of the library's reference (it holds the reference's own text, or "
+                              "all of its code with only names and statement order changed): review it"
                               for name in data.get("copies", [])]
                 res.review += [f"{gid}: passed in the student's kernel but failed the trusted re-run "
                                "(the notebook may tamper with the tests)" for gid in data.get("overridden", [])]

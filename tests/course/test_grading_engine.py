@@ -57,5 +57,5 @@ def test_grading_on_a_local_dask_cluster(released_course):
                                   dashboard_address=None) as cluster:
         problems = grade.autograde(root, A, students, scheduler=cluster.scheduler_address, progress=False)
     result = {sid: sum(s) for sid, s in scores(root, students, problems).items()}
-    assert result == {"ada": 18, "ben": 9, "cleo": 0, "dev": 12, "eve": 0}
+    assert result == {"ada": 18, "ben": 9, "cleo": 0, "dev": 12, "eve": 0, "finn": 18}
     assert "not a valid notebook" in problems["eve"]

@@ -97,13 +97,17 @@ def test_example_class_is_graded_as_expected(released_course):
     examples = root / "examples" / "class_00"
     before = tree_digest(examples)
     students = grade.collect_folder(root, A, examples)
-    assert students == ["ada", "ben", "cleo", "dev", "eve"]
+    assert students == ["ada", "ben", "cleo", "dev", "eve", "finn"]
     submitted_before = tree_digest(root / "submitted")
     problems = grade.autograde(root, A, students)
     grade.feedback_and_export(root, A)
     results = {r.student_id: r for r in grade.results(root, A, students, problems)}
 
-    assert results["ada"].score == results["ada"].max_score == 18  # the solution: full marks
+    assert results["ada"].score == results["ada"].max_score == 18  # her own answers: full marks
+    assert results["ada"].review == [], "an honest student is never flagged"
+    assert results["finn"].score == 18  # correct, but two answers are the library's functions pasted in
+    assert [r.split(" is a copy of the library's reference")[0] for r in results["finn"].review] == \
+        ["numerical_gradient_array", "softmax_cross_entropy"]
     assert results["cleo"].score == 0 and all(c.score == 0 for c in results["cleo"].cells)  # untouched release
     assert all("not done yet" in c.reason or "not implemented yet" in c.reason for c in results["cleo"].cells)
     assert results["ben"].score == 9  # three of six exercises done
@@ -118,7 +122,7 @@ def test_example_class_is_graded_as_expected(released_course):
 
     with open(root / "grades.csv") as f:
         rows = {r["student_id"]: float(r["score"]) for r in csv.DictReader(f) if r["assignment"] == A}
-    assert rows == {"ada": 18, "ben": 9, "cleo": 0, "dev": 12, "eve": 0}
+    assert rows == {"ada": 18, "ben": 9, "cleo": 0, "dev": 12, "eve": 0, "finn": 18}
 
     hidden = hidden_test_code(read_notebook(source_notebook(root, A)))
     solution = solution_code(read_notebook(source_notebook(root, A)))
@@ -132,6 +136,7 @@ def test_example_class_is_graded_as_expected(released_course):
 
     report = grade.format_report(A, list(results.values()))
     assert "eve: not graded" in report and "summed over the batch" in report
+    assert "finn: softmax_cross_entropy is a copy of the library's reference" in report and "ada:" not in report
     assert tree_digest(examples) == before and tree_digest(root / "submitted") == submitted_before
 
 
