@@ -228,30 +228,24 @@ class NeutralizeStudentContent(NbGraderPreprocessor):
     def _rich(self, out):
         data = dict(out.get("data") or {})
         shown = {}
-        removed = []
+        removed = []  # what the reader is told instead, one line or block per type taken out
         for mime, value in data.items():
             if mime in IMAGES:
-                if not valid_image(value):
-                    removed.append((mime, "[not a valid image]"))
-                elif len(value) > self.max_image_bytes:
-                    removed.append((mime, f"[an image of {_size(len(value))}, over the grader's limit]"))
+                if isinstance(value, str) and len(value) > self.max_image_bytes:
+                    removed.append(f"{mime}: [an image of {_size(len(value))}, over the grader's limit]")
+                elif not valid_image(value):
+                    removed.append(f"{mime}: [not a valid image]")
                 else:
                     shown[mime] = value
             elif mime == "text/plain":
                 shown[mime] = _truncate(_as_text(value), self.max_text_bytes)[0]
             else:
-                removed.append((mime, _as_text(value) if not isinstance(value, dict) else repr(value)))
+                text, cut = _truncate(_as_text(value) if not isinstance(value, dict) else repr(value), 5000)
+                removed.append(NOTE_ACTIVE.format(kind=mime) + "\n" + text + (" ..." if cut else ""))
         if removed:
             plain = shown.get("text/plain", "")
             if not plain or _PLACEHOLDER_REPR.match(plain.strip()):
-                parts = []
-                for mime, value in removed:
-                    if value.startswith("[") and value.endswith("]"):
-                        parts.append(f"{mime}: {value}")
-                    else:
-                        text, cut = _truncate(value, 5000)
-                        parts.append(NOTE_ACTIVE.format(kind=mime) + "\n" + text + (" ..." if cut else ""))
-                shown["text/plain"] = "\n".join(parts)
+                shown["text/plain"] = "\n".join(removed)
         if not shown:
             shown["text/plain"] = ""
         out.data = shown
