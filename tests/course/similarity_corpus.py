@@ -3,23 +3,20 @@ exercises: the copy detector must flag none of them (tests/course/test_similarit
 
 Each is (exercise, code); "a+b" is code that defines both (a forward and the backward that reads
 its cache). They were written from the exercise's text and stub only, in the styles students
-use: loops or vectorized, helper variables named differently, the obvious formula.
+use: loops or vectorized, helper variables named differently, the obvious formula. The demo's honest student
+(examples/class_00/make_class.py: ADA) adds six more.
 """
 
+ES_HEAD = '''
+class EarlyStopping:
+    """Stop training when the validation loss stops improving; keep a copy of the best parameters.
+
+    Attributes: best_loss (float), best_epoch (int, calls counted from 0), best_params (dict of copies).
+    """
+
+    def __init__(self, patience, min_delta=0.0):'''
+
 FRESH = [
-    ("numerical_gradient", '''
-def numerical_gradient(f, x, h=1e-5):
-    """Central-difference gradient of a scalar function f at x (any shape); x is restored."""
-    grad = np.zeros(x.shape, dtype=x.dtype)
-    for idx in np.ndindex(*x.shape):
-        keep = x[idx]
-        x[idx] = keep + h
-        up = f(x)
-        x[idx] = keep - h
-        down = f(x)
-        x[idx] = keep
-        grad[idx] = (up - down) / (2 * h)
-    return grad'''),
     ("numerical_gradient_array", '''
 def numerical_gradient_array(f, x, dout, h=1e-5):
     """Central-difference gradient of sum(f(x) * dout) with respect to x; x is restored."""
@@ -53,16 +50,6 @@ def numerical_gradient_array(f, x, dout, h=1e-5):
     ("softmax_cross_entropy", '''
 def softmax_cross_entropy(scores, y):
     """scores: (N, C), y: (N,) int -> loss (float), dscores: (N, C)."""
-    N = scores.shape[0]
-    z = scores - np.max(scores, axis=1, keepdims=True)
-    log_p = z - np.log(np.sum(np.exp(z), axis=1, keepdims=True))
-    loss = -np.mean(log_p[np.arange(N), y])
-    grad = np.exp(log_p)
-    grad[np.arange(N), y] -= 1
-    return float(loss), grad / N'''),
-    ("softmax_cross_entropy", '''
-def softmax_cross_entropy(scores, y):
-    """scores: (N, C), y: (N,) int -> loss (float), dscores: (N, C)."""
     rows = np.arange(len(y))
     shifted = scores - scores.max(axis=1, keepdims=True)
     log_z = np.log(np.exp(shifted).sum(axis=1))
@@ -88,14 +75,7 @@ def init_params(layer_sizes, init_fn, rng):
         out[f"W{i}"] = init_fn(n_in, n_out, rng)
         out[f"b{i}"] = np.zeros((n_out,))
     return out'''),
-    ("EarlyStopping", '''
-class EarlyStopping:
-    """Stop training when the validation loss stops improving; keep a copy of the best parameters.
-
-    Attributes: best_loss (float), best_epoch (int, calls counted from 0), best_params (dict of copies).
-    """
-
-    def __init__(self, patience, min_delta=0.0):
+    ("EarlyStopping", ES_HEAD + '''
         self.patience = patience
         self.min_delta = min_delta
         self.best_loss = np.inf
@@ -119,13 +99,7 @@ class EarlyStopping:
 import copy
 
 
-class EarlyStopping:
-    """Stop training when the validation loss stops improving; keep a copy of the best parameters.
-
-    Attributes: best_loss (float), best_epoch (int, calls counted from 0), best_params (dict of copies).
-    """
-
-    def __init__(self, patience, min_delta=0.0):
+''' + ES_HEAD + '''
         self.patience, self.min_delta = patience, min_delta
         self.best_loss, self.best_epoch, self.best_params = float("inf"), None, None
         self.losses = []
@@ -138,14 +112,7 @@ class EarlyStopping:
             self.best_loss, self.best_epoch = val_loss, epoch
             self.best_params = copy.deepcopy(params)
         return epoch - (self.best_epoch if self.best_epoch is not None else -1) >= self.patience'''),
-    ("EarlyStopping", '''
-class EarlyStopping:
-    """Stop training when the validation loss stops improving; keep a copy of the best parameters.
-
-    Attributes: best_loss (float), best_epoch (int, calls counted from 0), best_params (dict of copies).
-    """
-
-    def __init__(self, patience, min_delta=0.0):
+    ("EarlyStopping", ES_HEAD + '''
         self.patience = patience
         self.min_delta = min_delta
         self.best_loss = float("inf")

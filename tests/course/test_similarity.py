@@ -14,6 +14,7 @@ and the reference's comments and long strings removed, the code re-printed from 
 from __future__ import annotations
 
 import ast
+import importlib.util
 import io
 import textwrap
 import tokenize
@@ -22,12 +23,22 @@ import pytest
 
 from course.similarity import MIN_STATEMENTS, _body_statements, _names, copy_evidence, reference_source
 from tests.course.similarity_corpus import FRESH
+from tests.conftest import ROOT
 from tests.course.test_mistake_catalogs import CATALOGS
+
+
+def demo_honest_student() -> dict[str, str]:
+    """The answers of ``ada``, the demo class's honest student (examples/class_00/make_class.py)."""
+    spec = importlib.util.spec_from_file_location("make_class", ROOT / "examples" / "class_00" / "make_class.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.ADA
 
 
 def independent_answers() -> list[tuple[str, str, str]]:
     """(origin, exercise, code) of every correct answer written without the reference."""
     answers = [("fresh", name, code) for exercise, code in FRESH for name in exercise.split("+")]
+    answers += [("demo ada", name, code) for name, code in demo_honest_student().items()]
     for catalog in CATALOGS:
         for exercise, code in catalog.CORRECT:
             answers += [(f"catalog {catalog.NOTEBOOK[:2]}", name, code) for name in exercise.split("+")]
