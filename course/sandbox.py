@@ -39,12 +39,6 @@ class Limits:
     file_bytes: int = 1024 ** 3          # largest file the student's code may write (RLIMIT_FSIZE)
     require_protections: bool = False    # refuse to grade where a protection layer is missing (`course grade`)
 
-    @property
-    def submission_seconds(self) -> float:
-        """Bound on one submission's grading, all stages together (see ``course.jobs.STAGES``)."""
-        from course.jobs import submission_deadline
-        return submission_deadline(self)
-
 
 SANDBOX_UID_BASE = 41000
 COURSE_ROOT = Path(__file__).resolve().parents[1]  # the checkout holding course/ and lib/ (editable install)
