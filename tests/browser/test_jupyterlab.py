@@ -341,7 +341,7 @@ def test_learner_runs_every_test_from_the_notebook_with_check(page, lab):
     assert "affine_backward" in report and "divided by N" in report, report
     assert "check_affine_backward" not in report and "BEGIN HIDDEN" not in report  # never the hidden tests' code
     page.locator(CELLS).nth(check_at).evaluate("cell => cell.scrollIntoView({block: 'start'})")
-    screenshot(page, "06_learner_check_in_notebook.png")
+    screenshot(page, "09_learner_check_in_notebook.png")
 
 
 def test_instructor_opens_the_class_report_offline(page, lab):
@@ -368,6 +368,6 @@ def test_instructor_opens_the_class_report_offline(page, lab):
         expect(report.locator("img").first).to_be_visible()           # the plots, embedded
         assert report.title() != "pwned", "a student's text ran as script in the report"
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        report.screenshot(path=str(ARTIFACTS / "07_instructor_class_report.png"), full_page=True)
+        report.screenshot(path=str(ARTIFACTS / "10_instructor_class_report.png"), full_page=True)
     finally:
         report.close()
