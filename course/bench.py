@@ -19,8 +19,7 @@ import nbformat
 import numpy as np
 
 from course.build import source_notebook
-from course.notebooks import (BEGIN_SOLUTION, END_SOLUTION, grade_id, is_solution, read_notebook,
-                              solution_notebook, strip_markers)
+from course.notebooks import grade_id, is_solution, read_notebook, reference_answers, solution_notebook
 from course.paths import assignments
 
 
@@ -89,7 +88,7 @@ def bench_notebooks(root: Path, names: list[str], progress: bool = True) -> list
 def filled_submission(root: Path, assignment: str) -> nbformat.NotebookNode:
     """The release notebook with every solution cell answered by the source's solution (a correct student)."""
     src = read_notebook(source_notebook(root, assignment))
-    answers = {grade_id(c): strip_markers(c.source, BEGIN_SOLUTION, END_SOLUTION) for c in src.cells if is_solution(c)}
+    answers = reference_answers(src)
     nb = read_notebook(root / "release" / assignment / f"{assignment}.ipynb")
     for cell in nb.cells:
         if is_solution(cell):

@@ -141,6 +141,12 @@ def solution_code(source_nb: NotebookNode) -> list[str]:
     return region_lines(source_nb, BEGIN_SOLUTION, END_SOLUTION, skip_comments=True)
 
 
+def reference_answers(source_nb: NotebookNode) -> dict[str, str]:
+    """Each exercise's reference solution: solution cell's grade id -> its code without the markers."""
+    return {grade_id(c): strip_markers(c.source, BEGIN_SOLUTION, END_SOLUTION) for c in source_nb.cells
+            if is_solution(c)}
+
+
 def strip_outputs(nb: NotebookNode) -> NotebookNode:
     for cell in nb.cells:
         if cell.cell_type == "code":

@@ -26,7 +26,7 @@ ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT))  # the catalogs live in tests/
 
 from course.mistakes import registry  # noqa: E402
-from course.notebooks import BEGIN_SOLUTION, END_SOLUTION, grade_id, is_solution, strip_markers  # noqa: E402
+from course.notebooks import grade_id, is_solution, reference_answers  # noqa: E402
 
 ASSIGNMENTS = {"00_gradient_checking": "00", "08_training_practice": "08"}
 NAMES = ["amir_k", "bea.lopez", "chen_wei", "dara@uni.edu", "emil_s", "fatima_z", "gus.holm", "hana_m", "ivo_p",
@@ -48,7 +48,7 @@ P_ANSWER = {"reference": 0.35, "alternative": 0.25, "mistake": 0.3, "undone": 0.
 
 def solutions(assignment: str) -> dict[str, str]:
     src = nbformat.read(ROOT / "source" / assignment / f"{assignment}.ipynb", as_version=4)
-    return {grade_id(c): strip_markers(c.source, BEGIN_SOLUTION, END_SOLUTION) for c in src.cells if is_solution(c)}
+    return reference_answers(src)
 
 
 def mistake_id(exercise: str, phrase: str) -> str:

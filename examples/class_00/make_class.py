@@ -15,7 +15,7 @@ import nbformat
 
 from nnlab import gradcheck, layers
 
-from course.notebooks import BEGIN_SOLUTION, END_SOLUTION, grade_id, is_solution, strip_markers
+from course.notebooks import grade_id, is_solution, reference_answers
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -111,7 +111,7 @@ STUDENTS = {
 
 def solutions() -> dict[str, str]:
     src = nbformat.read(ROOT / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
-    return {grade_id(c): strip_markers(c.source, BEGIN_SOLUTION, END_SOLUTION) for c in src.cells if is_solution(c)}
+    return reference_answers(src)
 
 
 def main() -> None:

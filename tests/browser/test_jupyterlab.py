@@ -36,8 +36,7 @@ import pytest
 
 from course.classroom import COURSE_ID, Classroom, generate_and_release
 from course.nbgrader_run import nbgrader_env
-from course.notebooks import (BEGIN_SOLUTION, END_SOLUTION, grade_cells, grade_id, is_solution, read_notebook,
-                              strip_markers)
+from course.notebooks import grade_cells, grade_id, read_notebook, reference_answers
 from course.paths import assignments
 from tests.conftest import ROOT
 
@@ -317,7 +316,7 @@ def test_learner_runs_every_test_from_the_notebook_with_check(page, lab):
 
     code = next(c for e, label, c, _ in catalog_00.MISTAKES if label == "dW averaged over the batch")
     src = read_notebook(lab.root / "source" / A / f"{A}.ipynb")
-    answers = {grade_id(c): strip_markers(c.source, BEGIN_SOLUTION, END_SOLUTION) for c in src.cells if is_solution(c)}
+    answers = reference_answers(src)
     nb = nbformat.read(lab.root / "release" / A / f"{A}.ipynb", as_version=4)
     setup = next(c for c in nb.cells if c.cell_type == "code")
     assert "%load_ext course.magic" in setup.source, "the release's first code cell loads %check"
