@@ -14,13 +14,23 @@ matplotlib.use("Agg")
 ROOT = Path(__file__).resolve().parents[1]
 
 
+# Fixtures that grade a whole class with two grading workers: the tests that use one run in the serial
+# pass of `make test` (where the fixture is computed once), never beside other tests.
+SERIAL_FIXTURES = {"class_under_attack"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook, which reads the marks into the test ids
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under pytest-xdist (``--dist loadgroup``), the tests that share a module-scoped fixture run on one
-    worker, so the fixture is computed once, not once in every worker."""
+    worker, so the fixture is computed once, not once in every worker (tests/test_parallel_suite.py).
+    Tests that use a fixture of :data:`SERIAL_FIXTURES` are marked ``serial`` and ``slow``."""
     for item in items:
         info = getattr(item, "_fixtureinfo", None)
         if info and any(d.scope == "module" for defs in info.name2fixturedefs.values() for d in defs):
             item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+        if info and SERIAL_FIXTURES & set(info.names_closure):
+            item.add_marker(pytest.mark.serial)
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture

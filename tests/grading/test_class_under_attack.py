@@ -1,44 +1,34 @@
 """A class under attack: every attack catalog graded in one real batch (two workers) beside ten honest students.
 
-The honest students (correct answers written differently, and the mistakes of notebook 00's catalog)
-are graded once alone, then again among the attackers: every cell of every honest student must score
-exactly the same, ``source/``, ``submitted/`` and ``nbgrader_config.py`` must be byte-identical after the
-batch, the gradebook must still define the assignment as before with no hand-set score, and the batch
+The batch is built in ``tests/grading/conftest.py`` (``class_under_attack``) and shared with the catalogs'
+own tests. The honest students (correct answers written differently, and the mistakes of notebook 00's
+catalog) are graded once alone, then again among the attackers: every cell of every honest student must
+score exactly the same, ``source/``, ``submitted/`` and ``nbgrader_config.py`` must be byte-identical after
+the batch, the gradebook must still define the assignment as before with no hand-set score, and the batch
 must complete with a result for everyone.
 
 Attacks: ``CASES`` of ``tests/grading/test_symlink_attacks.py``, of ``test_html_attacks.py`` and of
-``test_protocol_attacks.py`` (when those exist: each case has ``build(nb) -> nb`` and ``score``), and the
-cases of issue 12 below (a link or FIFO where the review is written, sparse files, answers that choke the
-copy detector, code that waits only in the trusted re-run).
+``test_protocol_attacks.py``, and the cases of issue 12 below (a link or FIFO where the review is written,
+sparse files, answers that choke the copy detector, code that waits only in the trusted re-run).
 """
 
 from __future__ import annotations
 
-import hashlib
-import importlib
-import inspect
-import shutil
 import sqlite3
-import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import nbformat
 import pytest
 
-from course import grade
-from course.bench import filled_submission
-from course.build import build_release
 from course.notebooks import grade_id, is_solution
-from course.sandbox import Limits, protections
-from tests.conftest import ROOT
+from course.sandbox import protections
 from tests.course.catalogs import catalog_00
 from tests.grading import test_symlink_attacks as symlinks
+from tests.grading.conftest import assignment_definition, digest
 
 A = "00_gradient_checking"
 FULL = 18
-LIMITS = Limits(cell_seconds=20, wall_seconds=180, memory_bytes=2 * 1024 ** 3)
 ISOLATED = all(protections().values())
 pytestmark = [pytest.mark.slow, pytest.mark.serial, pytest.mark.skipif(not ISOLATED, reason=f"needs bubblewrap and root: {protections()}")]
 
@@ -93,22 +83,7 @@ ISSUE_12 = {
 }
 
 
-def other_catalogs(root: Path) -> dict[str, Case]:
-    """CASES of the other attack catalogs that exist (each with ``build(nb)`` or ``build(nb, root)``, and ``score``)."""
-    cases = {}
-    for module in ("tests.grading.test_html_attacks", "tests.grading.test_protocol_attacks"):
-        try:
-            catalog = importlib.import_module(module)
-        except ModuleNotFoundError:
-            continue
-        for name, case in catalog.CASES.items():
-            takes_root = len(inspect.signature(case.build).parameters) == 2
-            build = (lambda nb, b=case.build: b(nb, root)) if takes_root else case.build
-            cases[f"{module.rsplit('_', 2)[-2]}-{name}"] = Case(build, case.score)
-    return cases
-
-
-def honest_students(src_nb) -> dict[str, Callable]:
+def honest_students() -> dict[str, Callable]:
     """Ten students: correct answers written their own way, and the catalog's mistakes."""
     students = {"victim": lambda nb: nb}  # the classmate the symlink catalog aims at
     for i, (exercise, code) in enumerate(catalog_00.CORRECT[:3]):
@@ -126,100 +101,38 @@ def _answers(exercise: str, code: str) -> Callable:
     return build
 
 
-def digest(path: Path) -> dict[str, str]:
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+def test_the_batch_completes_with_a_result_for_everyone(class_under_attack):
+    b = class_under_attack
+    assert set(b.together) == set(b.cases)
+    rows = (b.root / "grades.csv").read_text().splitlines()
+    assert len(rows) == 1 + len(b.cases)
+    for sid in b.ids("honest"):
+        assert (b.root / "feedback" / sid / A / f"{A}.html").is_file()
 
 
-def assignment_definition(db_path: Path) -> list:
-    """The gradebook's copy of the assignment: its cells, points and checksums (hidden tests included)."""
-    with sqlite3.connect(db_path) as db:
-        return [db.execute(f"select * from {table} order by id").fetchall()
-                for table in ("assignment", "notebook", "base_cell", "grade_cells", "solution_cells",
-                              "task_cells", "source_cell")]
-
-
-def cell_scores(root: Path, students: list[str], problems: dict) -> dict[str, dict[str, float]]:
-    return {r.student_id: {c.grade_id: c.score for c in r.cells} for r in grade.results(root, A, students, problems)}
-
-
-def write_submissions(root: Path, builds: dict[str, Callable], targets) -> None:
-    correct = filled_submission(root, A)
-    for sid, build in builds.items():
-        folder = root / "submitted" / sid / A
-        folder.mkdir(parents=True)
-        nb = nbformat.reads(nbformat.writes(correct), as_version=4)
-        nbformat.write(build(nb), folder / f"{A}.ipynb")
-
-
-@pytest.fixture(scope="module")
-def batch(tmp_path_factory):
-    root = tmp_path_factory.mktemp("class-under-attack")
-    outside = tmp_path_factory.mktemp("class-outside")
-    shutil.copy2(ROOT / "nbgrader_config.py", root / "nbgrader_config.py")
-    shutil.copytree(ROOT / "source", root / "source")
-    build_release(root, A)
-    grade.ensure_gradebook(root, A)
-    targets = symlinks.make_targets(root, outside)
-    honest = honest_students(None)
-    attacks = {**{f"symlink-{k}": Case(lambda nb, c=c: symlinks.build(c, nb, targets), c.score)
-                  for k, c in symlinks.CASES.items()}, **ISSUE_12, **other_catalogs(root)}
-    write_submissions(root, honest, targets)
-    # the honest class alone, then everyone together
-    alone = cell_scores(root, sorted(honest), grade.autograde(root, A, sorted(honest), workers=2, progress=False,
-                                                                 limits=LIMITS))
-    write_submissions(root, {sid: c.build for sid, c in attacks.items()}, targets)
-    everyone = sorted([*honest, *attacks])
-    before = {"source": digest(root / "source"), "submitted": digest(root / "submitted"),
-              "config": digest(root / "nbgrader_config.py"), "targets": symlinks.fingerprint(targets.files()),
-              "gradebook": assignment_definition(root / "gradebook.db")}
-    start = time.perf_counter()
-    try:
-        problems = grade.autograde(root, A, everyone, workers=2, progress=False, limits=LIMITS)
-        grade.feedback_and_export(root, A)
-        seconds = time.perf_counter() - start
-        together = cell_scores(root, everyone, problems)
-        print(f"\nbatch of {len(everyone)} submissions (2 workers): {seconds:.0f} s")
-        yield root, honest, attacks, alone, together, before, targets, problems
-    finally:
-        for path, (mode, _) in before["targets"].items():
-            Path(path).chmod(mode)
-
-
-def test_the_batch_completes_with_a_result_for_everyone(batch):
-    root, honest, attacks, _, together, _, _, _ = batch
-    assert set(together) == set(honest) | set(attacks)
-    rows = (root / "grades.csv").read_text().splitlines()
-    assert len(rows) == 1 + len(together)
-    for sid in honest:
-        assert (root / "feedback" / sid / A / f"{A}.html").is_file()
-
-
-def test_honest_grades_do_not_move(batch):
-    _, honest, _, alone, together, _, _, _ = batch
-    for sid in honest:
-        assert together[sid] == alone[sid], sid
-    assert len({sum(s.values()) for s in alone.values()}) > 1  # the honest class is not all one grade
+def test_honest_grades_do_not_move(class_under_attack):
+    b = class_under_attack
+    for sid in b.ids("honest"):
+        assert b.together[sid] == b.alone[sid], sid
+    assert len({sum(s.values()) for s in b.alone.values()}) > 1  # the honest class is not all one grade
 
 
 @pytest.mark.parametrize("catalog", ["symlink", "issue12", "html", "protocol"])
-def test_each_attack_gets_its_stated_score(batch, catalog):
-    _, _, attacks, _, together, _, _, problems = batch
-    names = [n for n in attacks if (n in ISSUE_12) == (catalog == "issue12") and
-             (catalog == "issue12" or n.startswith(catalog + "-"))]
-    if not names:
-        pytest.skip(f"no {catalog} catalog here yet")
-    wrong = {n: (sum(together[n].values()), attacks[n].score, problems.get(n, "")) for n in names
-             if sum(together[n].values()) != attacks[n].score}
+def test_each_attack_gets_its_stated_score(class_under_attack, catalog):
+    b = class_under_attack
+    names = b.ids(catalog)
+    assert names
+    wrong = {n: (sum(b.together[n].values()), b.cases[n].score, b.problems.get(n, "")) for n in names
+             if sum(b.together[n].values()) != b.cases[n].score}
     assert not wrong, wrong
 
 
-def test_course_files_are_byte_identical(batch):
-    root, *_, before, targets, _ = batch
-    assert digest(root / "source") == before["source"]
-    assert digest(root / "submitted") == before["submitted"]
-    assert digest(root / "nbgrader_config.py") == before["config"]
-    assert symlinks.fingerprint(targets.files()) == before["targets"]
-    assert assignment_definition(root / "gradebook.db") == before["gradebook"]
-    with sqlite3.connect(root / "gradebook.db") as db:
+def test_course_files_are_byte_identical(class_under_attack):
+    b = class_under_attack
+    assert digest(b.root / "source") == b.before["source"]
+    assert digest(b.root / "submitted") == b.before["submitted"]
+    assert digest(b.root / "nbgrader_config.py") == b.before["config"]
+    assert symlinks.fingerprint(b.targets.files()) == b.before["targets"]
+    assert assignment_definition(b.root / "gradebook.db") == b.before["gradebook"]
+    with sqlite3.connect(b.root / "gradebook.db") as db:
         assert db.execute("select count(*) from grade where manual_score is not null").fetchone() == (0,)

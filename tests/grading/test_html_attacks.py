@@ -1,5 +1,6 @@
 """Students who attack the reader instead of the grader: script in the formgrader and the feedback,
-hidden code, forged reports, huge outputs. Each case is graded in one real batch beside honest students.
+hidden code, forged reports, huge outputs. Each case is graded in the class under attack
+(``tests/grading/conftest.py``: one real batch with every attack catalog, beside honest students).
 
 Every payload, if it ran in a browser, would set ``document.title`` to ``PWNED-<case>``, add the case to
 ``window.__pwned``, log ``PWNED <case>`` and PUT ``pwned-<case>.txt`` into the Jupyter server's root with
@@ -16,7 +17,6 @@ from __future__ import annotations
 import base64
 import copy
 import re
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -25,9 +25,7 @@ import nbformat
 import pytest
 from nbformat import NotebookNode
 
-from course import grade
 from course.bench import filled_submission
-from course.build import build_release
 from course.notebooks import grade_id, is_solution
 from course.sandbox import Limits
 from tests.conftest import ROOT
@@ -217,14 +215,6 @@ def unsafe_outputs(nb: NotebookNode) -> list[str]:
             for mime in out.get("data", {}) if mime not in ("text/plain", "image/png", "image/jpeg")]
 
 
-def make_course(root: Path, students: dict[str, Case]) -> None:
-    """A scratch course with notebook 00 released and one submission per case."""
-    shutil.copy2(ROOT / "nbgrader_config.py", root / "nbgrader_config.py")
-    shutil.copytree(ROOT / "source", root / "source")
-    build_release(root, A)
-    add_submissions(root, students)
-
-
 def add_submissions(root: Path, students: dict[str, Case]) -> None:
     """``submitted/<student>/00_gradient_checking/`` for each case, in a course whose release is built."""
     correct = filled_submission(root, A)
@@ -235,16 +225,10 @@ def add_submissions(root: Path, students: dict[str, Case]) -> None:
         nbformat.write(nb, folder / f"{A}.ipynb")
 
 
-@pytest.fixture(scope="module")
-def graded(tmp_path_factory):
-    root = tmp_path_factory.mktemp("html-attacks")
-    students = {**CASES, **HONEST}
-    make_course(root, students)
-    problems = grade.autograde(root, A, sorted(students), workers=2, progress=False, limits=LIMITS)
-    grade.feedback_and_export(root, A)
-    results = {r.student_id: r for r in grade.results(root, A, sorted(students), problems)}
-    report = grade.format_report(A, list(results.values()))
-    return root, results, report
+@pytest.fixture
+def graded(class_under_attack):
+    """This catalog's view of the class under attack (tests/grading/conftest.py), graded once per run."""
+    return class_under_attack.root, class_under_attack.results, class_under_attack.report
 
 
 def feedback(root: Path, sid: str) -> str:
@@ -375,7 +359,6 @@ def render(nb: NotebookNode, template: str) -> str:
 
     import nbgrader.server_extensions.formgrader.handlers as formgrader
     from nbconvert.exporters import HTMLExporter
-    from traitlets.config import Config
     from traitlets.config.loader import PyFileConfigLoader
 
     config = PyFileConfigLoader("nbgrader_config.py", path=str(ROOT)).load_config()  # sanitize_html included

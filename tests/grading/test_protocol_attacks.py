@@ -1,4 +1,5 @@
-"""Attacks on the trusted re-run's protocol (course.remote), graded through the real pipeline in one batch.
+"""Attacks on the trusted re-run's protocol (course.remote), graded through the real pipeline in the class
+under attack (``tests/grading/conftest.py``: one real batch with every attack catalog).
 
 Every attack submission answers ``relative_error`` wrongly and fakes a pass for it in its own kernel
 (redefining ``check_close``, patching the kernel's ``check_relative_error``), so the trusted re-run
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import struct
 import time
 from dataclasses import dataclass
@@ -36,7 +36,6 @@ from tests.conftest import ROOT
 
 A = "00_gradient_checking"
 FULL = 18
-LIMITS = Limits(cell_seconds=6, wall_seconds=120, memory_bytes=2 * 1024 ** 3)
 MARKER = "PWNED"  # written into the course root by any code that runs in the grader
 
 WRONG_RELATIVE_ERROR = "def relative_error(a, b):\n    return 0.5\n"
@@ -124,7 +123,7 @@ CASES: dict[str, Case] = {
     # honest students, graded in the same batch
     "honest-ref": Case(lambda nb, root: nb, FULL, honest=True),
     "honest-alt": Case(lambda nb, root: with_answer(nb, "numerical_gradient", HONEST_ALT), FULL, honest=True),
-    "honest-wrong": Case(lambda nb, root: with_answer(nb, "relative_error", WRONG_RELATIVE_ERROR), FULL - 3,
+    "honest-wrong-answer": Case(lambda nb, root: with_answer(nb, "relative_error", WRONG_RELATIVE_ERROR), FULL - 3,
                          honest=True),
     # attribute and dunder access on the test's f: served nowhere, so nothing happens and the attack is unseen
     "proxy-dunders": Case(attack("""
@@ -234,28 +233,11 @@ CASES: dict[str, Case] = {
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def graded(tmp_path_factory):
-    from course import grade
-    from course.bench import filled_submission
-    from course.build import build_release
-
-    root = tmp_path_factory.mktemp("protocol")
-    shutil.copy2(ROOT / "nbgrader_config.py", root / "nbgrader_config.py")
-    shutil.copytree(ROOT / "source", root / "source")
-    build_release(root, A)
-    correct = filled_submission(root, A)
-    for sid, case in CASES.items():
-        folder = root / "submitted" / sid / A
-        folder.mkdir(parents=True)
-        nb = nbformat.reads(nbformat.writes(correct), as_version=4)
-        nbformat.write(case.build(nb, root), folder / f"{A}.ipynb")
-    students = sorted(CASES)
-    started = time.monotonic()
-    problems = grade.autograde(root, A, students, workers=2, progress=False, limits=LIMITS)
-    seconds = time.monotonic() - started
-    results = {r.student_id: r for r in grade.results(root, A, students, problems)}
-    return root, results, seconds
+@pytest.fixture
+def graded(class_under_attack):
+    """This catalog's view of the class under attack (tests/grading/conftest.py), graded once per run."""
+    b = class_under_attack
+    return b.root, {sid: b.results[sid] for sid in CASES}, b.seconds
 
 
 @pytest.mark.parametrize("sid", sorted(CASES))

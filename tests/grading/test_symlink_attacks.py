@@ -8,10 +8,10 @@ trusted run's files). The targets: a root-only file outside the course, the cour
 (``nbgrader_config.py``, ``gradebook.db``, a classmate's submission), the sandbox's binaries
 (``bwrap``, ``setpriv``: the chmod attack that switched the sandbox off), a decoy binary, directories.
 
-Graded in one real batch (two workers) beside an honest student: every case keeps its full marks (the
-traps are never followed), nothing of a target reaches ``autograded/``, ``feedback/`` or the report,
-every target keeps its bytes and mode, and the batch completes. ``CASES`` is imported by
-``tests/grading/test_class_under_attack.py``.
+Graded in the class under attack (``tests/grading/conftest.py``: one real batch, two workers, every attack
+catalog and honest students): every case keeps its full marks (the traps are never followed), nothing of a
+target reaches ``autograded/``, ``feedback/`` or the report, every target keeps its bytes and mode, and the
+batch completes.
 """
 
 from __future__ import annotations
@@ -28,16 +28,12 @@ from typing import Callable
 import nbformat
 import pytest
 
-from course import grade
-from course.bench import filled_submission
-from course.build import build_release
 from course.notebooks import grade_id
-from course.sandbox import Limits, protections
+from course.sandbox import protections
 from tests.conftest import ROOT
 
 A = "00_gradient_checking"
 FULL = 18
-LIMITS = Limits(cell_seconds=20, wall_seconds=120, memory_bytes=2 * 1024 ** 3)
 SECRET = "ROOT-ONLY-CANARY-7f3a"
 ISOLATED = all(protections().values())
 pytestmark = [pytest.mark.slow, pytest.mark.serial, pytest.mark.skipif(not ISOLATED, reason=f"needs bubblewrap and root: {protections()}")]
@@ -205,33 +201,13 @@ def every_byte_under(folder: Path) -> bytes:
     return b"".join(p.read_bytes() for p in folder.rglob("*") if p.is_file() and not p.is_symlink())
 
 
-@pytest.fixture(scope="module")
-def graded(tmp_path_factory):
-    root = tmp_path_factory.mktemp("symlinks")
-    outside = tmp_path_factory.mktemp("outside")
-    shutil.copy2(ROOT / "nbgrader_config.py", root / "nbgrader_config.py")
-    shutil.copytree(ROOT / "source", root / "source")
-    build_release(root, A)
-    grade.ensure_gradebook(root, A)
-    targets = make_targets(root, outside)
-    correct = filled_submission(root, A)
-    students = {"victim": None, **CASES}
-    for sid, case in students.items():
-        folder = root / "submitted" / sid / A
-        folder.mkdir(parents=True)
-        nb = nbformat.reads(nbformat.writes(correct), as_version=4)
-        nbformat.write(build(case, nb, targets) if case else nb, folder / f"{A}.ipynb")
-    before = fingerprint(targets.files())
-    course_before = {d: tree_digest(root / d) for d in ("source", "submitted")}
-    try:
-        problems = grade.autograde(root, A, sorted(students), workers=2, progress=False, limits=LIMITS)
-        grade.feedback_and_export(root, A)
-        results = {r.student_id: r for r in grade.results(root, A, sorted(students), problems)}
-        report = grade.format_report(A, list(results.values()))
-        yield root, targets, before, course_before, results, report
-    finally:  # should a trap ever work, this machine's sandbox binaries get their modes back
-        for path, (mode, _) in before.items():
-            os.chmod(path, mode)
+@pytest.fixture
+def graded(class_under_attack):
+    """This catalog's view of the class under attack (tests/grading/conftest.py), graded once per run."""
+    b = class_under_attack
+    course_before = {d: {str(Path(p).relative_to(b.root / d)): h for p, h in b.before[d].items()}
+                     for d in ("source", "submitted")}
+    return b.root, b.targets, b.before["targets"], course_before, b.results, b.report
 
 
 @pytest.mark.parametrize("sid", ["victim", *CASES])
