@@ -18,8 +18,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import nbformat
-
 
 def notebook_path(user_ns: dict[str, Any]) -> Path | None:
     """The notebook this kernel runs, from JupyterLab's session (``__session__`` / ``JPY_SESSION_NAME``)."""
@@ -35,6 +33,8 @@ def notebook_path(user_ns: dict[str, Any]) -> Path | None:
 
 def unsaved_cells(path: Path, executed: list[str]) -> list[str]:
     """Code this kernel ran that the saved notebook does not contain (edited and run, then not saved)."""
+    import nbformat  # here, not at the top: it costs a second of every kernel's start (jsonschema's formats)
+
     try:
         saved = nbformat.read(path, as_version=4)
     except Exception:  # an unreadable file is course check's to explain
