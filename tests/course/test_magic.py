@@ -34,3 +34,14 @@ def test_check_without_a_notebook_says_how_to_name_one(tmp_path, monkeypatch, ca
     assert "%check path/to/notebook.ipynb" in capsys.readouterr().out
     assert magic.check(str(tmp_path / "missing.ipynb"), {}) == 2
     assert "does not exist" in capsys.readouterr().out
+
+
+def test_loading_the_magic_keeps_the_kernels_start_light():
+    """Every notebook's first cell loads it, in the student's kernel and the grader's: it must not import
+    nbformat (jsonschema's format checkers cost a second of every kernel's start) until %check runs."""
+    import subprocess
+    import sys
+
+    code = "import sys, course.magic; print(sorted(m for m in ('nbformat', 'jsonschema') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
