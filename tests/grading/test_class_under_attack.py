@@ -15,7 +15,6 @@ sparse files, answers that choke the copy detector, code that waits only in the 
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
 from typing import Callable
 
 import nbformat
@@ -25,18 +24,12 @@ from course.notebooks import grade_id, is_solution
 from course.sandbox import protections
 from tests.course.catalogs import catalog_00
 from tests.grading import test_symlink_attacks as symlinks
-from tests.grading.conftest import assignment_definition, digest
+from tests.grading.conftest import Case, assignment_definition, digest
 
 A = "00_gradient_checking"
 FULL = 18
 ISOLATED = all(protections().values())
 pytestmark = [pytest.mark.slow, pytest.mark.serial, pytest.mark.skipif(not ISOLATED, reason=f"needs bubblewrap and root: {protections()}")]
-
-
-@dataclass(frozen=True)
-class Case:
-    build: Callable  # a correct submission -> the attack
-    score: float
 
 
 def answer(exercise: str, code: str) -> Callable:
