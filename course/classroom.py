@@ -6,10 +6,13 @@ On one machine it is a plain folder (the course's ``exchange/`` is git-ignored) 
 
     instructor: generate_assignment -> release_assignment
     student:    fetch_assignment -> (work) -> submit
-    instructor: collect -> autograde -> generate_feedback -> release_feedback
+    instructor: collect -> course grade (autograde and feedback) -> release_feedback
     student:    fetch_feedback
 
-Every command here is nbgrader's own, run as a subprocess with the virtual environment on ``PATH``.
+Every exchange command here is nbgrader's own, run as a subprocess with the virtual environment on
+``PATH``. Grading is the course's (``course.grade``, as ``course grade`` does): each student's kernel in
+the sandbox and the tests re-run where the student cannot fake them. nbgrader's own ``autograde`` would run
+the students' code as the instructor and believe whatever their kernel reports.
 On one machine every student is the same Unix user, so a student's id cannot come from the login:
 each student gets a working folder that is also their ``HOME`` and Jupyter folders (fetched assignments
 and nbgrader's submission cache land there, never in the instructor's course) and passes
@@ -22,6 +25,7 @@ students (one hands in the solution, one the untouched release) and prints their
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import subprocess
@@ -80,11 +84,13 @@ class Classroom:
         """<exchange>/<course>/inbound -> submitted/<student>/A (the latest submission of each student)."""
         self.nbgrader("collect", assignment, "--update", "--ExchangeCollect.check_owner=False")
 
-    def autograde(self, assignment: str) -> None:
-        self.nbgrader("autograde", assignment, "--force")
+    def grade(self, assignment: str) -> None:
+        """submitted/*/A graded as ``course grade A`` does: autograded/, feedback/ (HTML) and grades.csv."""
+        from course import grade
 
-    def generate_feedback(self, assignment: str) -> None:
-        self.nbgrader("generate_feedback", assignment, "--force")
+        students = sorted(p.parent.name for p in (self.root / "submitted").glob(f"*/{assignment}") if p.is_dir())
+        grade.autograde(self.root, assignment, students, workers=os.cpu_count() or 1, progress=False)
+        grade.feedback_and_export(self.root, assignment)
 
     def release_feedback(self, assignment: str) -> None:
         self.nbgrader("release_feedback", assignment)
@@ -209,8 +215,7 @@ def run_flow(room: Classroom, assignment: str, folders: dict[str, Path], solved:
             fill_with_solution(fetched / f"{assignment}.ipynb", room.root, assignment)
         student.submit(assignment)
     room.collect(assignment)
-    room.autograde(assignment)
-    room.generate_feedback(assignment)
+    room.grade(assignment)
     room.release_feedback(assignment)
     feedback = {}
     for student in students:

@@ -1,7 +1,7 @@
 """A classroom on one machine: nbgrader's real exchange commands, an instructor and two fictional students.
 
-release_assignment -> fetch_assignment -> submit -> collect -> autograde -> generate_feedback
--> release_feedback -> fetch_feedback, on a scratch copy of the course, with the exchange in a
+release_assignment -> fetch_assignment -> submit -> collect -> course grade (sandboxed autograde and
+feedback) -> release_feedback -> fetch_feedback, on a scratch copy of the course, with the exchange in a
 temporary folder. ``ada`` answers every exercise with the solution, ``ben`` hands in the release untouched.
 """
 
@@ -56,7 +56,10 @@ def test_release_fetch_submit_collect_autograde_feedback(scratch_course, tmp_pat
     for sid in folders:
         assert (scratch_course / "submitted" / sid / A / f"{A}.ipynb").is_file()
 
-    # autograded: full marks for the solution, nothing for the release
+    # autograded by the course's pipeline (sandboxed kernel, trusted re-run: its review file is there),
+    # never by nbgrader's plain autograde; full marks for the solution, nothing for the release
+    for sid in folders:
+        assert (scratch_course / "autograded" / sid / A / "course_review.json").is_file()
     top = max_points(scratch_course, A)
     assert top > 0
     with Gradebook(f"sqlite:///{scratch_course / 'gradebook.db'}") as gb:
