@@ -25,15 +25,16 @@ demo: setup sandbox-deps
 
 # The whole test suite: first in parallel, one pytest-xdist worker per core (TEST_WORKERS=1 for one), then
 # the tests marked `serial` (they start processes of their own or have time limits) alone, one at a time.
-# Each notebook is built once per run and shared between the tests (tests/conftest.py: shared_build).
+# Each notebook is built once per run and shared between the tests of both passes (tests/conftest.py:
+# shared_build, in the folder COURSE_TEST_BUILD names).
 TEST_WORKERS ?= auto
 test: setup sandbox-deps browser-deps
-	@status=0; \
+	@status=0; build=$$(mktemp -d -t course-test-build-XXXXXX); export COURSE_TEST_BUILD=$$build; \
 	echo "pytest -n $(TEST_WORKERS) -m 'not serial'"; \
 	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadgroup -m "not serial" || status=$$?; \
 	echo "pytest -m serial"; \
 	$(PY) -m pytest -q -p no:cacheprovider -m serial || status=$$?; \
-	exit $$status
+	rm -rf "$$build"; exit $$status
 
 # bubblewrap isolates the students' code while grading (file system, network, own user); from Debian's
 # package when missing and we are root with apt-get. Without it grading still works with fewer protections

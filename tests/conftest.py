@@ -46,7 +46,8 @@ class SharedBuild:
     """``course build`` of each notebook, done once per test run by the first test that asks for it.
 
     Every notebook is built in a scratch course of its own under the run's temporary folder, which
-    all xdist workers share; a file lock per notebook lets one worker build while the others wait,
+    all xdist workers share (``make test`` names one folder for both of its passes in
+    ``COURSE_TEST_BUILD``); a file lock per notebook lets one worker build while the others wait,
     and workers build different notebooks at the same time. A build that fails is not recorded as
     done: the next test that asks tries again and fails with the same error.
     """
@@ -73,6 +74,13 @@ class SharedBuild:
         from course.build import build_release
         return self._once("release", name, build_release)
 
+    def release_into(self, root: Path, name: str) -> Path:
+        """Make ``root`` (a course with ``source/<name>``) released: ``release/<name>/`` and ``gradebook.db``."""
+        built = self.release(name)
+        shutil.copytree(built / "release", root / "release", dirs_exist_ok=True)
+        shutil.copy2(built / "gradebook.db", root / "gradebook.db")
+        return root
+
     def solution(self, name: str) -> Path:
         """A course root with the executed ``solutions/<name>/`` (raises if a cell of the solution fails)."""
         from course.build import build_solution
@@ -81,6 +89,8 @@ class SharedBuild:
 
 @pytest.fixture(scope="session")
 def shared_build(tmp_path_factory: pytest.TempPathFactory) -> SharedBuild:
+    if os.environ.get("COURSE_TEST_BUILD"):
+        return SharedBuild(Path(os.environ["COURSE_TEST_BUILD"]))
     base = tmp_path_factory.getbasetemp()
     if os.environ.get("PYTEST_XDIST_WORKER"):  # each worker has a folder of its own under the run's folder
         base = base.parent
@@ -90,7 +100,4 @@ def shared_build(tmp_path_factory: pytest.TempPathFactory) -> SharedBuild:
 @pytest.fixture
 def released_course(scratch_course: Path, shared_build: SharedBuild) -> Path:
     """A scratch course in which ``00_gradient_checking`` is released (its gradebook ready for grading)."""
-    built = shared_build.release("00_gradient_checking")
-    shutil.copytree(built / "release", scratch_course / "release")
-    shutil.copy2(built / "gradebook.db", scratch_course / "gradebook.db")
-    return scratch_course
+    return shared_build.release_into(scratch_course, "00_gradient_checking")

@@ -21,7 +21,6 @@ import pytest
 
 from course import grade
 from course.bench import filled_submission
-from course.build import build_release
 from course.sandbox import Limits, protections
 from tests.conftest import ROOT
 
@@ -108,14 +107,14 @@ def cell_scores(root: Path, students: list[str], problems: dict) -> dict[str, di
 
 
 @pytest.fixture(scope="session")
-def class_under_attack(tmp_path_factory) -> ClassBatch:
+def class_under_attack(tmp_path_factory, shared_build) -> ClassBatch:
     from tests.grading import test_symlink_attacks as symlinks
 
     root = tmp_path_factory.mktemp("class-under-attack")
     outside = tmp_path_factory.mktemp("class-outside")
     shutil.copy2(ROOT / "nbgrader_config.py", root / "nbgrader_config.py")
-    shutil.copytree(ROOT / "source", root / "source")
-    build_release(root, A)
+    shutil.copytree(ROOT / "source" / A, root / "source" / A)
+    shared_build.release_into(root, A)
     grade.ensure_gradebook(root, A)
     targets = symlinks.make_targets(root, outside)
     catalog, cases = the_class(root, targets)

@@ -16,7 +16,6 @@ import pytest
 
 from course import grade
 from course.bench import filled_submission
-from course.build import build_release
 from course.notebooks import grade_id, is_solution
 from course.sandbox import Limits, protections
 from tests.conftest import ROOT
@@ -234,11 +233,11 @@ def digest(folder):
 
 
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory):
+def graded(tmp_path_factory, shared_build):
     root = tmp_path_factory.mktemp("hostile")
     shutil.copy2(ROOT / "nbgrader_config.py", root / "nbgrader_config.py")
-    shutil.copytree(ROOT / "source", root / "source")
-    build_release(root, A)
+    shutil.copytree(ROOT / "source" / A, root / "source" / A)
+    shared_build.release_into(root, A)
     correct = filled_submission(root, A)
     for sid in EXPECT:
         if sid in NEEDS_ISOLATION and not ISOLATED:

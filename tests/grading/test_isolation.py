@@ -135,8 +135,8 @@ def _library() -> list[str]:
     return [str(p) for p in LIBRARY]
 
 
-def plant_canaries(root: Path, outside: Path) -> None:
-    """Canaries in the source's hidden tests (hence the gradebook), the config, and a root-only file."""
+def plant_canaries(root: Path) -> None:
+    """Canaries in the source's hidden tests (hence the gradebook) and the config."""
     path = root / "source" / A / f"{A}.ipynb"
     nb = read_notebook(path)
     cell = next(c for c in nb.cells if grade_id(c) == "hidden_relative_error")
@@ -145,16 +145,24 @@ def plant_canaries(root: Path, outside: Path) -> None:
     nbformat.write(nb, path)
     with open(root / "nbgrader_config.py", "a") as f:
         f.write(f"\n# {CANARIES['config']}\n")
+
+
+@pytest.fixture(scope="module")
+def canaried_course(tmp_path_factory) -> Path:
+    """The course with its canaries, notebook 00 released (built once, copied into every layout below)."""
+    root = tmp_path_factory.mktemp("canaried-course")
+    shutil.copy2(ROOT / "nbgrader_config.py", root / "nbgrader_config.py")
+    shutil.copytree(ROOT / "source", root / "source")
+    plant_canaries(root)
+    build_release(root, A)
+    return root
+
+
+def make_course(root: Path, outside: Path, attackers: list[str], template: Path) -> None:
+    shutil.copytree(template, root, dirs_exist_ok=True)
     secret = outside / "root_only.txt"
     secret.write_text(CANARIES["rootonly"])
     secret.chmod(0o600)
-
-
-def make_course(root: Path, outside: Path, attackers: list[str]) -> None:
-    shutil.copy2(ROOT / "nbgrader_config.py", root / "nbgrader_config.py")
-    shutil.copytree(ROOT / "source", root / "source")
-    plant_canaries(root, outside)
-    build_release(root, A)
     correct = filled_submission(root, A)
     victim = nbformat.reads(nbformat.writes(correct), as_version=4)
     victim.cells.insert(1, nbformat.v4.new_code_cell(f"# {CANARIES['victim']}"))
@@ -181,7 +189,7 @@ def inventory(root: Path, sid: str) -> dict:
 
 @pytest.fixture(params=[("tmp", 1), ("tmp", 2), ("elsewhere", 1), ("elsewhere", 2)],
                 ids=["tmp-1worker", "tmp-2workers", "elsewhere-1worker", "elsewhere-2workers"])
-def graded(request, tmp_path_factory):
+def graded(request, canaried_course):
     where, workers = request.param
     base = Path(tempfile.mkdtemp(prefix="inventory-", dir="/tmp" if where == "tmp" else _elsewhere()))
     try:
@@ -189,7 +197,7 @@ def graded(request, tmp_path_factory):
         root.mkdir()
         outside.mkdir()
         attackers = [f"probe{i}" for i in range(workers)]
-        make_course(root, outside, attackers)
+        make_course(root, outside, attackers, canaried_course)
         students = ["victim", *attackers]
         problems = grade.autograde(root, A, students, workers=workers, progress=False, limits=LIMITS)
         results = {r.student_id: r for r in grade.results(root, A, students, problems)}
