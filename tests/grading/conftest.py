@@ -113,7 +113,7 @@ def class_under_attack(tmp_path_factory, shared_build) -> ClassBatch:
     root = tmp_path_factory.mktemp("class-under-attack")
     outside = tmp_path_factory.mktemp("class-outside")
     shutil.copy2(ROOT / "nbgrader_config.py", root / "nbgrader_config.py")
-    shutil.copytree(ROOT / "source" / A, root / "source" / A)
+    shutil.copytree(ROOT / "source", root / "source")  # every notebook: a submission of another is named
     shared_build.release_into(root, A)
     grade.ensure_gradebook(root, A)
     targets = symlinks.make_targets(root, outside)

@@ -236,7 +236,7 @@ def digest(folder):
 def graded(tmp_path_factory, shared_build):
     root = tmp_path_factory.mktemp("hostile")
     shutil.copy2(ROOT / "nbgrader_config.py", root / "nbgrader_config.py")
-    shutil.copytree(ROOT / "source" / A, root / "source" / A)
+    shutil.copytree(ROOT / "source", root / "source")  # every notebook: a submission of another is named
     shared_build.release_into(root, A)
     correct = filled_submission(root, A)
     for sid in EXPECT:
