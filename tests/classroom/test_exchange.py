@@ -2,7 +2,10 @@
 
 release_assignment -> fetch_assignment -> submit -> collect -> course grade (sandboxed autograde and
 feedback) -> release_feedback -> fetch_feedback, on a scratch copy of the course, with the exchange in a
-temporary folder. ``ada`` answers every exercise with the solution, ``ben`` hands in the release untouched.
+temporary folder. ``ada`` answers every exercise with the solution, ``ben`` hands in the release untouched,
+``mallory`` answers ``relative_error`` wrongly, fakes its tests in her own kernel and writes into the
+instructor's course (what nbgrader's plain autograde would let her do): graded by ``course grade``, she loses
+those points and writes nothing.
 """
 
 import html
@@ -14,10 +17,24 @@ from nbgrader.api import Gradebook
 
 from course.classroom import COURSE_ID, Classroom, feedback_score, run_flow
 from course.nbgrader_run import NbgraderError
-from course.notebooks import grade_cells, hidden_test_code, is_solution, read_notebook
+from course.notebooks import grade_cells, grade_id, hidden_test_code, is_solution, read_notebook
+from course.sandbox import protections
+from tests.grading.test_protocol_attacks import FAKE_KERNEL, WRONG_RELATIVE_ERROR
 
 A = "00_gradient_checking"
 pytestmark = pytest.mark.slow
+ISOLATED = all(protections().values())
+
+
+def mallory(root):
+    """Her edit of the fetched (solved) notebook: a wrong answer, a faked pass, a file in the course root."""
+    def edit(path):
+        nb = read_notebook(path)
+        cell = next(c for c in nb.cells if is_solution(c) and grade_id(c) == "relative_error")
+        cell.source = (WRONG_RELATIVE_ERROR + FAKE_KERNEL +
+                       f"try:\n    open({str(root / 'PWNED-by-mallory')!r}, 'w').write('x')\nexcept OSError:\n    pass\n")
+        nbformat.write(nb, path)
+    return edit
 
 
 def page_text(html_file):
@@ -34,9 +51,10 @@ def test_release_fetch_submit_collect_autograde_feedback(scratch_course, tmp_pat
     exchange = tmp_path_factory.mktemp("exchange") / "exchange"
     homes = tmp_path_factory.mktemp("students")
     room = Classroom(scratch_course, exchange)
-    folders = {"ada": homes / "ada", "ben": homes / "ben"}
+    folders = {"ada": homes / "ada", "ben": homes / "ben", "mallory": homes / "mallory"}
 
-    feedback = run_flow(room, A, folders, solved={"ada"})
+    feedback = run_flow(room, A, folders, solved={"ada", "mallory"}, edits={"mallory": mallory(scratch_course)},
+                        grade_options=() if ISOLATED else ("--allow-unprotected",))
 
     # released: the student version, in the exchange's outbound folder
     release = nbformat.read(scratch_course / "release" / A / f"{A}.ipynb", as_version=4)
@@ -52,7 +70,7 @@ def test_release_fetch_submit_collect_autograde_feedback(scratch_course, tmp_pat
 
     # submitted under the ids the students gave, collected into submitted/<student>/
     inbound = sorted(p.name.split("+")[0] for p in (exchange / COURSE_ID / "inbound").iterdir())
-    assert inbound == ["ada", "ben"]
+    assert inbound == ["ada", "ben", "mallory"]
     for sid in folders:
         assert (scratch_course / "submitted" / sid / A / f"{A}.ipynb").is_file()
 
@@ -65,9 +83,15 @@ def test_release_fetch_submit_collect_autograde_feedback(scratch_course, tmp_pat
     with Gradebook(f"sqlite:///{scratch_course / 'gradebook.db'}") as gb:
         assert gb.find_submission(A, "ada").score == pytest.approx(top)
         assert gb.find_submission(A, "ben").score == 0
+        # mallory's kernel passed her wrong answer; the trusted re-run did not
+        lost = sum(c.metadata.nbgrader["points"] for c in grade_cells(read_notebook(
+            scratch_course / "source" / A / f"{A}.ipynb")) if grade_id(c).endswith("_relative_error"))
+        assert lost > 0 and gb.find_submission(A, "mallory").score == pytest.approx(top - lost)
+    if ISOLATED:
+        assert not (scratch_course / "PWNED-by-mallory").exists()
 
     # the feedback each student fetched shows the right score, and never the hidden tests' code
-    assert set(feedback) == {"ada", "ben"}
+    assert set(feedback) == {"ada", "ben", "mallory"}
     source = read_notebook(scratch_course / "source" / A / f"{A}.ipynb")
     hidden_lines = [line.strip() for code in hidden_test_code(source) for line in code.splitlines()
                     if len(line.strip()) > 25]
