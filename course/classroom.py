@@ -6,17 +6,19 @@ On one machine it is a plain folder (the course's ``exchange/`` is git-ignored) 
 
     instructor: generate_assignment -> release_assignment
     student:    fetch_assignment -> (work) -> submit
-    instructor: collect -> course grade (autograde and feedback) -> release_feedback
+    instructor: course collect -> course grade (autograde and feedback) -> course release-feedback
     student:    fetch_feedback
 
-Every exchange command here is nbgrader's own, run as a subprocess with the virtual environment on
-``PATH``. Grading is the course's (``course.grade``, as ``course grade`` does): each student's kernel in
+The students' exchange commands and the release are nbgrader's own, run as subprocesses with the virtual
+environment on ``PATH``; collecting and handing feedback back are the course's (``course collect``,
+``course release-feedback``: the ingest gate of ``course.ingest``). Grading is the course's (``course.grade``, as ``course grade`` does): each student's kernel in
 the sandbox and the tests re-run where the student cannot fake them. nbgrader's own ``autograde`` would run
 the students' code as the instructor and believe whatever their kernel reports.
 On one machine every student is the same Unix user, so a student's id cannot come from the login:
 each student gets a working folder that is also their ``HOME`` and Jupyter folders (fetched assignments
 and nbgrader's submission cache land there, never in the instructor's course) and passes
-``--CourseDirectory.student_id``. Collection is told not to compare that id with the files' owner.
+``--CourseDirectory.student_id``. Collection is told not to compare that id with the folders' owner
+(``--no-check-owner``): on a real multi-user server it does, and a student can submit only as themselves.
 
 ``python -m course.classroom`` runs the whole flow on a scratch copy of the course with two fictional
 students (one hands in the solution, one the untouched release) and prints their feedback scores.
@@ -80,20 +82,30 @@ class Classroom:
         self.exchange.mkdir(parents=True, exist_ok=True)
         self.nbgrader("release_assignment", assignment, "--force")
 
-    def collect(self, assignment: str) -> None:
-        """<exchange>/<course>/inbound -> submitted/<student>/A (the latest submission of each student)."""
-        self.nbgrader("collect", assignment, "--update", "--ExchangeCollect.check_owner=False")
-
-    def grade(self, assignment: str, *options: str) -> subprocess.CompletedProcess:
-        """``course grade A`` in the course root, as the README's flow runs it (it refuses to grade where the
-        sandbox is missing unless ``--allow-unprotected`` is among ``options``): autograded/, feedback/."""
-        cmd = [sys.executable, "-m", "course.cli", "grade", assignment, *options]
+    def course(self, command: str, *args: str) -> subprocess.CompletedProcess:
+        """``course COMMAND ARGS`` in the course root, as the README's flow runs it."""
+        cmd = [sys.executable, "-m", "course.cli", command, *args]
         proc = subprocess.run(cmd, cwd=self.root, env={**nbgrader_env(), "COURSE_ROOT": str(self.root)},
                               capture_output=True, text=True, timeout=self.timeout)
-        return _check(proc, f"course grade {assignment}")
+        return _check(proc, f"course {command} {' '.join(args)}")
 
-    def release_feedback(self, assignment: str) -> None:
-        self.nbgrader("release_feedback", assignment)
+    def collect(self, assignment: str) -> subprocess.CompletedProcess:
+        """<exchange>/<course>/inbound -> submitted/<student>/A through the course's ingest gate (``course
+        collect``; the latest whole submission of each student). On one machine every student is the same Unix
+        user, so the owners cannot be checked: ``--no-check-owner``."""
+        return self.course("collect", assignment, *self._exchange_options(), "--no-check-owner")
+
+    def grade(self, assignment: str, *options: str) -> subprocess.CompletedProcess:
+        """``course grade A`` (it refuses to grade where the sandbox is missing unless ``--allow-unprotected`` is
+        among ``options``): autograded/, feedback/."""
+        return self.course("grade", assignment, *options)
+
+    def release_feedback(self, assignment: str) -> subprocess.CompletedProcess:
+        """feedback/ -> <exchange>/<course>/feedback (``course release-feedback``: nbgrader's names)."""
+        return self.course("release-feedback", assignment, *self._exchange_options())
+
+    def _exchange_options(self) -> list[str]:
+        return ["--exchange", str(self.exchange), "--course-id", self.course_id]
 
     def student(self, student_id: str, folder: Path) -> Student:
         return Student(student_id, Path(folder).resolve(), self)

@@ -60,14 +60,27 @@ def _cmd_grade(args: argparse.Namespace) -> int:
         print(f"error: unknown assignment {args.assignment!r}; known: {', '.join(assignments(root))}", file=sys.stderr)
         return 2
     names = [args.assignment] if args.assignment else assignments(root)
+    try:
+        roster = _roster(args)
+    except (OSError, ValueError) as exc:
+        print(f"error: the roster: {exc}", file=sys.stderr)
+        return 2
     graded = []
     for name in names:
-        if args.submissions:
-            students = grade.collect_folder(root, name, Path(args.submissions), only_this_assignment=args.all)
-        elif args.zip:
-            students = grade.collect_zip(root, name, Path(args.zip))
-        else:
-            students = grade.submitted_students(root, name)
+        try:
+            if args.submissions:
+                intake = grade.collect_folder(root, name, Path(args.submissions), only_this_assignment=args.all,
+                                              roster=roster)
+            elif args.zip:
+                intake = grade.collect_zip(root, name, Path(args.zip), roster=roster)
+            else:
+                intake = grade.submitted_students(root, name, roster=roster)
+        except (FileNotFoundError, ValueError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        if intake.set_aside or intake.left_out or args.submissions or args.zip:
+            print(f"{name}: {intake.summary()}")
+        students = intake.students
         if not students:
             if not args.all:
                 print(f"No submissions for {name} in submitted/ (nothing to grade). Use --submissions DIR or "
@@ -82,6 +95,63 @@ def _cmd_grade(args: argparse.Namespace) -> int:
         return 1
     if args.all:
         print(f"\nGraded {len(graded)} assignment(s): {', '.join(graded)}. Class report: `course report --all`.")
+    return 0
+
+
+def _roster(args: argparse.Namespace) -> set[str] | None:
+    from course.ingest import load_roster
+
+    return load_roster(Path(args.roster)) if getattr(args, "roster", None) else None
+
+
+def _exchange_settings(args: argparse.Namespace, root: Path) -> tuple[Path, str]:
+    """The exchange folder and course id: from the options, else from nbgrader_config.py."""
+    from traitlets.config.loader import PyFileConfigLoader
+
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
+    exchange = args.exchange or config.Exchange.get("root") or "/srv/nbgrader/exchange"
+    course_id = args.course_id or config.CourseDirectory.get("course_id") or ""
+    return Path(exchange), course_id
+
+
+def _cmd_collect(args: argparse.Namespace) -> int:
+    from course import ingest
+
+    root = course_root()
+    if args.assignment not in assignments(root):
+        print(f"error: unknown assignment {args.assignment!r}; known: {', '.join(assignments(root))}", file=sys.stderr)
+        return 2
+    try:
+        roster = _roster(args)
+        exchange, course_id = _exchange_settings(args, root)
+        intake = ingest.collect_exchange(root, args.assignment, exchange, course_id,
+                                         check_owner=not args.no_check_owner, roster=roster)
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.no_check_owner:
+        print("Owners not checked (--no-check-owner): each id is what the student typed.", file=sys.stderr)
+    print(intake.summary())
+    if intake.students:
+        print(f"Next: course grade {args.assignment}")
+    return 0 if intake.students or not intake.set_aside else 1
+
+
+def _cmd_release_feedback(args: argparse.Namespace) -> int:
+    from course import ingest
+
+    root = course_root()
+    if args.assignment not in assignments(root):
+        print(f"error: unknown assignment {args.assignment!r}; known: {', '.join(assignments(root))}", file=sys.stderr)
+        return 2
+    exchange, course_id = _exchange_settings(args, root)
+    intake = ingest.release_feedback(root, args.assignment, exchange, course_id)
+    print(f"Released the feedback of {len(intake.students)} student(s) to {exchange / course_id / 'feedback'}; "
+          "each fetches it with `nbgrader fetch_feedback`.")
+    if intake.set_aside:
+        print(f"Not released ({len(intake.set_aside)}):")
+        for who, why in sorted(intake.set_aside.items()):
+            print(f"  {who}: {why}")
     return 0
 
 
@@ -204,14 +274,16 @@ def build_parser() -> argparse.ArgumentParser:
                              course grade 00_gradient_checking --scheduler tcp://127.0.0.1:8786
                              course grade --all --submissions examples/class        # every assignment found
                            A folder holds <student>/<assignment>/<notebook>.ipynb (or <student>/<notebook>.ipynb);
-                           a zip holds notebooks named <student>_<notebook>.ipynb (nbgrader zip_collect).
+                           a zip holds notebooks named <student>_<notebook>.ipynb, or a student's own zip <student>_<notebook>.zip.
+                           Every route passes the ingest gate (course/ingest.py): no link followed, no mode bit
+                           kept, sizes capped, ids checked; what fails is set aside with the reason.
                            """))
     p.add_argument("assignment", metavar="ASSIGNMENT", nargs="?", help="the assignment (or --all)")
     p.add_argument("--all", action="store_true",
                    help="every assignment that has submissions (in submitted/, or in DIR/<student>/<assignment>/)")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--submissions", metavar="DIR", help="collect submissions from this folder first")
-    src.add_argument("--zip", metavar="FILE", help="collect submissions from this zip first (nbgrader zip_collect)")
+    src.add_argument("--zip", metavar="FILE", help="collect submissions from this LMS zip first")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, metavar="N",
                    help="grade N submissions at a time on this machine (default: one per core)")
     p.add_argument("--cell-timeout", type=int, default=60, metavar="S", help="seconds per cell (default 60)")
@@ -228,9 +300,48 @@ def build_parser() -> argparse.ArgumentParser:
                    help="grade even where bubblewrap or root is missing (the students' code can then read the hidden "
                         "tests and change the gradebook; the report says so in capitals). Without it, grading "
                         "refuses to start on such a machine")
+    p.add_argument("--roster", metavar="FILE",
+                   help="grade only the students on this roster (a CSV with an 'id' column, as `nbgrader db "
+                        "student import` reads, or one id per line); anyone else is set aside with the reason")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="grade on a Dask cluster instead, e.g. tcp://10.0.0.5:8786 (workers need the course installed)")
     p.set_defaults(func=_cmd_grade)
+
+    exchange_help = "the exchange folder (default: Exchange.root in nbgrader_config.py)"
+    p = sub.add_parser("collect", help="take the submissions from nbgrader's exchange into submitted/, safely",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Collect each student's newest submission of ASSIGNMENT from the exchange's "
+                                   "inbound folder into submitted/<student>/<assignment>/, instead of `nbgrader "
+                                   "collect`: a folder counts only if the Unix user it names owns it, and is read as "
+                                   "that user; links, FIFOs and devices are never followed, mode bits never kept, "
+                                   "sizes capped; ids outside the id rule (or the roster) are set aside with the "
+                                   "reason. Then run `course grade ASSIGNMENT`.",
+                       epilog=textwrap.dedent("""\
+                           examples:
+                             course collect 00_gradient_checking                       # a JupyterHub class
+                             course collect 00_gradient_checking --roster roster.csv
+                             course collect 00_gradient_checking --no-check-owner      # everyone one Unix user
+                           """))
+    p.add_argument("assignment", metavar="ASSIGNMENT")
+    p.add_argument("--exchange", metavar="DIR", help=exchange_help)
+    p.add_argument("--course-id", metavar="ID", help="the course id (default: CourseDirectory.course_id)")
+    p.add_argument("--roster", metavar="FILE", help="collect only the students on this roster")
+    p.add_argument("--no-check-owner", action="store_true",
+                   help="take the id in a folder's name as it is, whoever owns the folder: only where every "
+                        "student is the same Unix user (a classroom on one machine)")
+    p.set_defaults(func=_cmd_collect)
+
+    p = sub.add_parser("release-feedback", help="hand the feedback back through the exchange",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Copy feedback/<student>/<assignment>/*.html into the exchange under nbgrader's "
+                                   "names, where `nbgrader fetch_feedback` finds it, instead of `nbgrader "
+                                   "release_feedback` (which stops for the whole class at the first student "
+                                   "collected from a folder or a zip): those are listed, and the others released.",
+                       epilog="example:\n  course release-feedback 00_gradient_checking")
+    p.add_argument("assignment", metavar="ASSIGNMENT")
+    p.add_argument("--exchange", metavar="DIR", help=exchange_help)
+    p.add_argument("--course-id", metavar="ID", help="the course id (default: CourseDirectory.course_id)")
+    p.set_defaults(func=_cmd_release_feedback)
 
     p = sub.add_parser("report", help="what the class got wrong: scores, exercises, most common mistakes (HTML)",
                        formatter_class=argparse.RawDescriptionHelpFormatter,

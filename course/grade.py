@@ -8,9 +8,8 @@ The course root is the nbgrader course root: submissions live in
 from __future__ import annotations
 
 import json
-import re
+import os
 import shutil
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,16 +19,12 @@ from course.build import build_release, source_notebook
 from course.nbgrader_plugins import plain_error, printable
 from course.jobs import REVIEW_FILE, make_job, merge, run_jobs
 from course.sandbox import Limits
+from course.spreadsheet import neutralize
 from course.nbgrader_run import run_nbgrader
 from course.notebooks import (NotebookError, exercise_of, grade_cells, grade_id, is_grade, is_solution,
                               read_notebook)
 
-# A student id is a folder name and, for nbgrader, a file glob and a field of "<student>+<assignment>+<time>":
-# letters (any alphabet), digits, "_", ".", "@" and "-", not first "." or "-" (jane_doe, jdoe@uni.edu, s1234567).
-# Refused: "/", spaces, the glob characters * ? [ ], "+", and anything else.
-STUDENT_ID = re.compile(r"^\w[\w.@-]{0,99}\Z")
-STUDENT_ID_RULE = ("a student id may hold letters, digits, '_', '.', '@' and '-' (not first: '.' or '-'), "
-                   "at most 100 characters")
+from course.ingest import STUDENT_ID, STUDENT_ID_RULE, Intake, check_id, collect_folder, collect_zip  # noqa: F401
 
 
 @dataclass
@@ -60,66 +55,28 @@ class StudentResult:
         return [c for c in self.cells if c.score < c.max_score]
 
 
-def collect_folder(root: Path, assignment: str, folder: Path, only_this_assignment: bool = False) -> list[str]:
-    """Copy ``folder/<student>/<assignment>/*`` (or ``folder/<student>/*``) into ``submitted/``.
+def submitted_students(root: Path, assignment: str, roster: set[str] | None = None) -> Intake:
+    """What is already in ``submitted/<student>/<assignment>/`` (put there by hand, or by ``course collect``).
 
-    ``only_this_assignment``: take only students with a ``<assignment>/`` folder (a class with several assignments).
-
-    Returns the student ids collected. Existing files of the same students are replaced.
+    A folder whose name breaks the id rule (or is off the roster), or that is a link, is set aside with the
+    reason: nothing downstream sees its id.
     """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{folder} is not a folder of submissions (expected {folder}/<student>/...).")
-    students = []
-    for student_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
-        sid = student_dir.name
-        if not STUDENT_ID.match(sid):
-            print(f"skipping {student_dir}: {STUDENT_ID_RULE}")
-            continue
-        if only_this_assignment and not (student_dir / assignment).is_dir():
-            continue
-        src = student_dir / assignment if (student_dir / assignment).is_dir() else student_dir
-        dest = root / "submitted" / sid / assignment
-        if dest.exists():
-            shutil.rmtree(dest)
-        shutil.copytree(src, dest, symlinks=True, ignore=_not_regular)  # a link is never followed
-        students.append(sid)
-    return students
-
-
-def _not_regular(folder: str, names: list[str]) -> list[str]:
-    """What ``collect_folder`` leaves out: links, FIFOs, devices (only files and folders are collected)."""
-    import os
-    import stat
-
-    return [n for n in names if not (stat.S_ISREG(m := os.lstat(os.path.join(folder, n)).st_mode) or stat.S_ISDIR(m))]
-
-
-def collect_zip(root: Path, assignment: str, zip_path: Path) -> list[str]:
-    """nbgrader ``zip_collect``: notebooks named ``<student>_<notebook>.ipynb`` in a zip -> ``submitted/``."""
-    zip_path = Path(zip_path)
-    if not zipfile.is_zipfile(zip_path):
-        raise ValueError(f"{zip_path} is not a zip archive.")
-    archive = root / "downloaded" / assignment / "archive"
-    if archive.parent.exists():
-        shutil.rmtree(archive.parent)
-    archive.mkdir(parents=True)
-    shutil.copy2(zip_path, archive / zip_path.name)
-    run_nbgrader(root, "zip_collect", assignment, "--force")
-    with zipfile.ZipFile(zip_path) as zf:
-        names = [Path(n).name for n in zf.namelist() if n.endswith(".ipynb")]
-    suffix = "_" + source_notebook(root, assignment).name  # split from the right: ids may hold "_"
-    students = sorted({n[: -len(suffix)] for n in names if n.endswith(suffix) and len(n) > len(suffix)})
-    for sid in [s for s in students if not STUDENT_ID.match(s)]:
-        print(f"skipping {sid}{suffix}: {STUDENT_ID_RULE}")
-    return [s for s in students if STUDENT_ID.match(s)]
-
-
-def submitted_students(root: Path, assignment: str) -> list[str]:
+    intake = Intake("submitted/")
     base = root / "submitted"
     if not base.is_dir():
-        return []
-    return sorted(p.name for p in base.iterdir() if (p / assignment).is_dir())
+        return intake
+    for entry in sorted(os.scandir(base), key=lambda e: e.name):
+        if entry.name.startswith("."):  # the gate's staging folders
+            continue
+        if not os.path.lexists(os.path.join(entry.path, assignment)):
+            continue
+        if entry.is_symlink() or os.path.islink(os.path.join(entry.path, assignment)):
+            intake.aside(entry.name, "a link, not a folder (never followed)")
+        elif why := check_id(entry.name, roster):
+            intake.aside(entry.name, why)
+        elif os.path.isdir(os.path.join(entry.path, assignment)):
+            intake.students.append(entry.name)
+    return intake
 
 
 def validate_submission(root: Path, assignment: str, student: str) -> str:
@@ -170,6 +127,10 @@ def autograde(root: Path, assignment: str, students: list[str], *, workers: int 
     processes or on a Dask cluster, and merged into ``gradebook.db`` by this process alone.
     Unreadable submissions never reach nbgrader; they are recorded with a score of 0.
     """
+    bad = [sid for sid in students if check_id(sid)]
+    if bad:  # only the ingest gate (course.ingest) puts students here; an id it refused never reaches nbgrader
+        raise ValueError(f"refusing to grade {len(bad)} id(s) that break the id rule: "
+                         + ", ".join(repr(b[:40]) for b in bad[:3]))
     ensure_gradebook(root, assignment)
     problems = {sid: validate_submission(root, assignment, sid) for sid in students}
     problems = {sid: why for sid, why in problems.items() if why}
@@ -283,7 +244,7 @@ def feedback_and_export(root: Path, assignment: str) -> Path:
     their grading job (``course.jobs``), inside the deadline of their submission.
     """
     run_nbgrader(root, "export", "--to", str(root / "grades.csv"), timeout=600)
-    return root / "grades.csv"
+    return neutralize(root / "grades.csv")  # names and ids never become spreadsheet formulas
 
 
 def format_report(assignment: str, results_: list[StudentResult]) -> str:

@@ -9,7 +9,6 @@ every graded assignment together, ``class_report.html`` and ``class_grades.csv``
 from __future__ import annotations
 
 import base64
-import csv
 import html
 import io
 import json
@@ -17,6 +16,8 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from course.spreadsheet import write_csv
 
 from course.mistakes import NOT_DONE, OTHER, classify, is_named
 from course.notebooks import exercise_of
@@ -250,10 +251,7 @@ def write_class_table(root: Path, assignments: Sequence[str]) -> tuple[Path, Pat
         rows.append([sid, *["" if v is None else f"{v:g}" for v in values], f"{sum(v or 0 for v in values):g}"])
     header = ["student", *assignments, f"total (of {sum(maxima.values()):g})"]
     csv_path = root / "class_grades.csv"
-    with csv_path.open("w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(header)
-        w.writerows(rows)
+    write_csv(csv_path, header, rows)
     links = "".join(f'<li><a href="{_e(PAGE.format(a))}">{_e(a)}</a> (out of {maxima[a]:g})</li>' for a in assignments)
     body = (f"<h1>Class report: every assignment</h1><ul>{links}</ul>"
             f'<p class="small">Empty: no submission, or not graded (see the assignment\'s page).</p>'

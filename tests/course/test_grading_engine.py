@@ -31,7 +31,7 @@ def test_plain_code_cells_are_tagged_as_experiments(path):
 @pytest.mark.serial  # two grading workers
 def test_parallel_grading_matches_sequential(released_course):
     root = released_course
-    students = grade.collect_folder(root, A, root / "examples" / "class_00")
+    students = grade.collect_folder(root, A, root / "examples" / "class_00").students
     sequential = scores(root, students, grade.autograde(root, A, students, workers=1, progress=False))
     parallel = scores(root, students, grade.autograde(root, A, students, workers=2, progress=False))
     assert parallel == sequential
@@ -52,7 +52,7 @@ def test_skipping_experiments_changes_no_grade(released_course):
 def test_grading_on_a_local_dask_cluster(released_course):
     distributed = pytest.importorskip("distributed")
     root = released_course
-    students = grade.collect_folder(root, A, root / "examples" / "class_00")
+    students = grade.collect_folder(root, A, root / "examples" / "class_00").students
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                                   dashboard_address=None) as cluster:
         problems = grade.autograde(root, A, students, scheduler=cluster.scheduler_address, progress=False)

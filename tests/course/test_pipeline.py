@@ -96,7 +96,7 @@ def test_example_class_is_graded_as_expected(released_course):
     root = released_course
     examples = root / "examples" / "class_00"
     before = tree_digest(examples)
-    students = grade.collect_folder(root, A, examples)
+    students = grade.collect_folder(root, A, examples).students
     assert students == ["ada", "ben", "cleo", "dev", "eve", "finn"]
     submitted_before = tree_digest(root / "submitted")
     problems = grade.autograde(root, A, students)
@@ -142,7 +142,7 @@ def test_example_class_is_graded_as_expected(released_course):
 
 def test_regrading_is_safe_and_gives_the_same_grades(scratch_course):
     root = scratch_course
-    students = grade.collect_folder(root, A, root / "examples" / "class_00")[:2]
+    students = grade.collect_folder(root, A, root / "examples" / "class_00").students[:2]
     first = [(r.student_id, r.score) for r in grade.results(root, A, students, grade.autograde(root, A, students))]
     again = [(r.student_id, r.score) for r in grade.results(root, A, students, grade.autograde(root, A, students))]
     assert first == again == [("ada", 18), ("ben", 9)]

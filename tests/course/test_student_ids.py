@@ -22,25 +22,27 @@ def class_folder(root, ids, source="ada"):
     return folder
 
 
-def test_folder_collection_keeps_real_ids_and_names_the_refused_ones(scratch_course, capsys):
+def test_folder_collection_keeps_real_ids_and_names_the_refused_ones(scratch_course):
     folder = class_folder(scratch_course, REAL_IDS + UNSAFE_IDS)
-    students = grade.collect_folder(scratch_course, A, folder)
-    assert students == sorted(REAL_IDS)
+    intake = grade.collect_folder(scratch_course, A, folder)
+    assert intake.students == sorted(REAL_IDS)
     assert sorted(p.name for p in (scratch_course / "submitted").iterdir()) == sorted(REAL_IDS)
-    out = capsys.readouterr().out
-    assert all(f"skipping {folder / sid}: a student id may hold" in out for sid in UNSAFE_IDS), out
+    assert sorted(intake.set_aside) == sorted(UNSAFE_IDS)
+    assert all(why.startswith("a student id may hold") for why in intake.set_aside.values())
+    summary = intake.summary()
+    assert all(f"  {sid}: a student id may hold" in summary for sid in UNSAFE_IDS), summary
 
 
-def test_zip_names_are_split_from_the_right(scratch_course, capsys):
+def test_zip_names_are_split_from_the_right(scratch_course):
     zip_path = scratch_course / "class.zip"
     with zipfile.ZipFile(zip_path, "w") as zf:
         for sid in REAL_IDS + ["star*"]:
             zf.write(scratch_course / "examples" / "class_00" / "ada" / A / f"{A}.ipynb", f"{sid}_{A}.ipynb")
-    students = grade.collect_zip(scratch_course, A, zip_path)
-    assert students == sorted(REAL_IDS)
+    intake = grade.collect_zip(scratch_course, A, zip_path)
+    assert intake.students == sorted(REAL_IDS)
     for sid in REAL_IDS:
         assert (scratch_course / "submitted" / sid / A / f"{A}.ipynb").is_file(), sid
-    assert f"skipping star*_{A}.ipynb: a student id may hold" in capsys.readouterr().out
+    assert intake.set_aside[f"star*_{A}.ipynb"].startswith("a student id may hold")
 
 
 def test_a_class_of_real_ids_is_graded_and_what_is_set_aside_is_counted(released_course, capsys):
@@ -48,7 +50,7 @@ def test_a_class_of_real_ids_is_graded_and_what_is_set_aside_is_counted(released
     folder = class_folder(root, ["jane_doe"], source="ada")
     shutil.copytree(root / "examples" / "class_00" / "dev", folder / "jdoe@uni.edu")
     shutil.copytree(root / "examples" / "class_00" / "eve", folder / "e.v_e")  # not a valid notebook
-    students = grade.collect_folder(root, A, folder)
+    students = grade.collect_folder(root, A, folder).students
     problems = grade.autograde(root, A, students, progress=True)
     grade.feedback_and_export(root, A)
     out = capsys.readouterr()
