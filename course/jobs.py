@@ -259,7 +259,7 @@ def run_job(job: Job, limits: Limits | None = None) -> Outcome:
     if limits.require_protections and missing_protections():
         return Outcome(job.student, False, problem="not graded: this grading machine lacks "
                        + "; ".join(missing_protections()) + " (grading without them was not allowed)")
-    scratch = Path(tempfile.mkdtemp(prefix=f"grade-{job.student}-"))
+    scratch = Path(tempfile.mkdtemp(prefix="grade-"))  # no id in it: the kernel's socket path must stay short
     try:
         with quiet_nbgrader(), _sandbox_env(scratch, job, limits):
             outcome = _autograde_in(scratch, job, limits)

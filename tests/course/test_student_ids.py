@@ -61,3 +61,19 @@ def test_a_class_of_real_ids_is_graded_and_what_is_set_aside_is_counted(released
     with open(root / "grades.csv") as f:
         rows = {r["student_id"]: float(r["score"]) for r in csv.DictReader(f) if r["assignment"] == A}
     assert rows == scores
+
+
+def test_the_longest_id_the_rule_allows_is_graded_end_to_end(released_course):
+    """Every name built from an id downstream (folders, the kernel's socket, nbgrader's records) fits."""
+    from course.ingest import MAX_ID_BYTES, MAX_ID_CHARS
+
+    root = released_course
+    longest = "ö" * (MAX_ID_BYTES // 2 - 1) + "x" * (MAX_ID_CHARS - MAX_ID_BYTES // 2 + 1)
+    assert len(longest) == MAX_ID_CHARS and len(longest.encode()) <= MAX_ID_BYTES
+    too_long = "a" * (MAX_ID_CHARS + 1)
+    folder = class_folder(root, [longest, too_long], source="ada")
+    intake = grade.collect_folder(root, A, folder)
+    assert intake.students == [longest] and "at most 64 characters" in intake.set_aside[too_long]
+    problems = grade.autograde(root, A, intake.students, progress=False)
+    assert problems == {}
+    assert [r.score for r in grade.results(root, A, intake.students, problems)] == [18]
