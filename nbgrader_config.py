@@ -71,3 +71,11 @@ c.FileNameCollectorPlugin.named_regexp = r".*/(?P<student_id>[^/]+)_(?P<file_id>
 import os  # noqa: E402
 
 c.Exchange.root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "exchange")
+
+# Every way in passes the course's ingest gate (course/ingest.py): `nbgrader collect` and the formgrader's
+# Collect button take each student's newest whole submission without following links, refuse ids outside the
+# id rule and folders owned by another Unix user (check_owner); release_feedback skips, instead of stopping at,
+# a student without a submission secret; zip_collect is refused (use `course grade A --zip FILE`).
+c.ExchangeFactory.collect = "course.nbgrader_exchange.GatedCollect"
+c.ExchangeFactory.release_feedback = "course.nbgrader_exchange.GatedReleaseFeedback"
+c.ZipCollectApp.extractor_plugin = "course.nbgrader_exchange.RefuseZipExtraction"

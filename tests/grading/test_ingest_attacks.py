@@ -366,3 +366,33 @@ def test_a_class_under_ingest_attack_is_graded_and_gets_its_feedback(scratch_cou
     assert CANARY_TEXT.encode() not in produced
     assert digest(root / "source") == before
     assert len(list((exchange / COURSE_ID / "feedback").glob("*.html"))) == 3
+
+
+@pytest.mark.serial  # creates Unix users
+def test_nbgrader_collect_and_zip_collect_go_through_the_gate(scratch_course, canary, tmp_path, unix_users):
+    """nbgrader's own commands (and so the formgrader's Collect button) use the course's exchange classes."""
+    from course.nbgrader_run import run_nbgrader
+
+    root = scratch_course
+    exchange = tmp_path / "exchange"
+    inbound = ingest.exchange_inbound(exchange, COURSE_ID)
+    ada, _ben, mallory = (unix_users[u] for u in USERS)
+    inbound_submission(inbound, "ingest_ada", "2026-12-01 10:00:00.000000 UTC", honest_notebook(root), ada)
+    inbound_submission(inbound, "ingest_ada", "2026-12-01 11:00:00.000000 UTC", b"{}", mallory)
+    inbound_submission(inbound, "ingest_mallory", "2026-12-01 10:00:00.000000 UTC", honest_notebook(root), mallory,
+                       extra={"shadow.txt": canary})
+    proc = run_nbgrader(root, "collect", A, f"--Exchange.root={exchange}", check=False)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log
+    assert "belongs to the Unix user ingest_mallory" in log
+    assert (root / "submitted" / "ingest_ada" / A / NB).read_bytes() == honest_notebook(root)
+    assert sorted(p.name for p in (root / "submitted" / "ingest_mallory" / A).iterdir()) == [
+        NB, "submission_secret.txt", "timestamp.txt"]
+    assert CANARY_TEXT.encode() not in all_bytes(root / "submitted")
+
+    archive = root / "downloaded" / A / "archive"
+    archive.mkdir(parents=True)
+    with zipfile.ZipFile(archive / "lms.zip", "w") as zf:
+        zip_entry(zf, f"ingest_ada_{NB}", honest_notebook(root))
+    proc = run_nbgrader(root, "zip_collect", A, "--force", check=False)
+    assert proc.returncode != 0 and "course grade ASSIGNMENT --zip FILE" in proc.stdout + proc.stderr
