@@ -67,13 +67,69 @@ def execute_notebook(nb: nbformat.NotebookNode, cwd: Path, timeout: int = 300) -
     return nb
 
 
+# Packages whose version changes what a solution prints (the machine's BLAS is not an input: the committed
+# solutions are compared with a fresh build within tolerances, tests/course/test_pipeline.py).
+VERSIONED = ("numpy", "scipy", "matplotlib", "scikit-learn", "torch", "nbclient", "ipykernel", "nbformat")
+
+
+def solution_inputs(root: Path, assignment: str) -> str:
+    """A content hash of what a solution's execution depends on: the assignment's source folder, the library
+    (``nnlab``) and the course package it imports (``course``: its test helpers, checks and ``%check``), and
+    the versions of Python and of :data:`VERSIONED`. File bytes only: the same on every machine."""
+    import hashlib
+    import importlib.metadata
+    import platform
+
+    import nnlab
+
+    import course
+
+    digest = hashlib.sha256()
+
+    def add(label: str, data: bytes) -> None:
+        digest.update(label.encode() + b"\0" + len(data).to_bytes(8, "big") + data)
+
+    for path in sorted((root / "source" / assignment).iterdir()):
+        if path.is_file():
+            add(f"source/{path.name}", path.read_bytes())
+    for package in (nnlab, course):
+        base = Path(package.__file__).parent
+        for path in sorted(base.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts and path.suffix not in (".pyc", ".pyo"):
+                add(f"{package.__name__}/{path.relative_to(base).as_posix()}", path.read_bytes())
+    add("python", platform.python_version().encode())
+    for name in VERSIONED:
+        try:
+            add(name, importlib.metadata.version(name).encode())
+        except importlib.metadata.PackageNotFoundError:
+            add(name, b"-")
+    return digest.hexdigest()
+
+
+def solution_is_current(root: Path, assignment: str) -> bool:
+    """Whether ``solutions/A`` was executed from exactly today's inputs (:func:`solution_inputs`)."""
+    src = source_notebook(root, assignment)
+    path = root / "solutions" / assignment / src.name
+    try:
+        recorded = read_notebook(path).metadata.get("course", {}).get("inputs")
+    except Exception:  # missing or unreadable: not current
+        return False
+    extras_current = all((root / "solutions" / assignment / p.name).is_file()
+                         and (root / "solutions" / assignment / p.name).read_bytes() == p.read_bytes()
+                         for p in src.parent.iterdir() if p.is_file() and p.suffix != ".ipynb")
+    return recorded == solution_inputs(root, assignment) and extras_current
+
+
 def build_solution(root: Path, assignment: str, execute: bool = True) -> tuple[Path, float]:
     """source/A -> solutions/A: solutions in place, markers and hidden tests removed, executed with outputs.
 
-    Returns the path written and the execution time in seconds.
+    The notebook's metadata records :func:`solution_inputs`, so that ``course build`` re-executes it only when
+    they change. Returns the path written and the execution time in seconds.
     """
     src = source_notebook(root, assignment)
+    inputs = solution_inputs(root, assignment)
     nb = solution_notebook(read_notebook(src))
+    nb.metadata["course"] = {"inputs": inputs}
     out_dir = root / "solutions" / assignment
     out_dir.mkdir(parents=True, exist_ok=True)
     for extra in src.parent.iterdir():  # data files beside the notebook travel with it

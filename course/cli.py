@@ -14,7 +14,7 @@ from course.paths import assignments, course_root
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
-    from course.build import build_release, build_solution
+    from course.build import build_release, build_solution, solution_is_current
 
     root = course_root()
     names = args.assignments or assignments(root)
@@ -26,9 +26,14 @@ def _cmd_build(args: argparse.Namespace) -> int:
     for name in tqdm(names, desc="build", unit="notebook", disable=len(names) < 2):
         path = build_release(root, name)
         tqdm.write(f"release   {path.relative_to(root)}")
-        if not args.release_only:
-            path, seconds = build_solution(root, name)
-            tqdm.write(f"solution  {path.relative_to(root)}  (executed in {seconds:.1f} s)")
+        if args.release_only:
+            continue
+        if not args.force and solution_is_current(root, name):
+            tqdm.write(f"solution  solutions/{name}/  (up to date: its source, library and package versions are "
+                       "those it was executed with; --force re-executes it)")
+            continue
+        path, seconds = build_solution(root, name)
+        tqdm.write(f"solution  {path.relative_to(root)}  (executed in {seconds:.1f} s)")
     return 0
 
 
@@ -253,10 +258,16 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        description="Generate the student notebooks in release/ with nbgrader generate_assignment, "
                                    "and the executed solution notebooks (outputs and plots, no hidden tests) in "
-                                   "solutions/.",
-                       epilog="examples:\n  course build\n  course build 00_gradient_checking --release-only")
+                                   "solutions/. A solution is re-executed only when what it runs changed: its "
+                                   "source folder, the nnlab and course packages, or the versions of Python, NumPy, "
+                                   "PyTorch and the other packages that print its numbers (a hash in its metadata).",
+                       epilog="examples:\n  course build\n  course build 00_gradient_checking --release-only\n"
+                              "  course build --force               # re-execute every solution")
     p.add_argument("assignments", nargs="*", metavar="ASSIGNMENT", help="assignments to build (default: all)")
     p.add_argument("--release-only", action="store_true", help="skip executing the solutions")
+    p.add_argument("--force", action="store_true",
+                   help="re-execute every solution, even those whose inputs (source, library, package versions) "
+                        "have not changed since they were executed")
     p.set_defaults(func=_cmd_build)
 
     p = sub.add_parser("grade", help="autograde submissions, write feedback, grades.csv and a report",
