@@ -362,8 +362,8 @@ def _run_case(rule: Callable, name: str, w0: np.ndarray, grads: list[np.ndarray]
         if name == "adam" and "t" in cfg and (not isinstance(cfg["t"], (int, np.integer)) or
                                               cfg["t"] != int((config or {}).get("t", 0)) + step):
             fail(f"config['t'] is {cfg['t']!r} after {step} call(s) of adam ({where}); t counts the steps already "
-                 f"taken, so it should be {int((config or {}).get('t', 0)) + step}: increment it (before using it) "
-                 "once per call.")
+                 f"taken, an integer, so it should be {int((config or {}).get('t', 0)) + step}: increment it (before "
+                 "using it) once per call.")
     return cfg
 
 
@@ -490,6 +490,9 @@ def check_rule_contract(rule: Callable, name: str) -> None:
     for step in range(3):
         w, config, _ = _call_rule(rule, name, w, np.full((2, 3), 0.5, dtype=np.float32), config,
                                   f"step {step + 1} with a float32 w")
+    if name == "adam" and (not isinstance(config.get("t"), (int, np.integer)) or config.get("t") != 3):
+        fail(f"config['t'] is {config.get('t')!r} after 3 calls of adam: t counts the steps already taken, an "
+             "integer (3 here).")
     config = {"learning_rate": 0.0}
     w = rng.standard_normal(3)
     for step in range(3):

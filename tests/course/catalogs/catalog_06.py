@@ -228,6 +228,8 @@ def sgd_momentum(w, dw, config={}):
      "puts epsilon inside the square root"),
     ("adam", "learning rate 1e-2 by default", adam(lr="1e-2"), "its default is"),
     ("adam", "t not stored", adam(t_before="t = 1"), "does not carry t"),
+    ("adam", "t stored as a float", adam(t_before='t = config["t"] = config.get("t", 0) + 1.0'),
+     "t counts the steps already taken"),
     ("adam", "state shared between parameters", """
 STATE = {"m": 0.0, "v": 0.0, "t": 0}
 
