@@ -43,6 +43,19 @@ def test_bias_variance_diagnoses():
     assert full["dev_err"] < 0.04 and full["dev_err"] < small["dev_err"] / 3     # more data cured the variance
 
 
+def test_a_weaker_penalty_does_not_supply_what_more_data_does():
+    # "a weaker penalty (λ = 0.1 or 0.3) moves the dev error by a point or two either way (over three seeds: within
+    # noise), and stays far above what all the data gives"
+    configs = {lam: (100, (100,), lam) for lam in (0.0, 0.1, 0.3)}
+    configs["all"] = (None, (100,), 0.0)
+    for seed in (0, 1, 2):
+        fits = exp.bias_variance(*L2, configs=configs, seed=seed)
+        dev = {k: fits[k]["dev_err"] for k in configs}
+        for lam in (0.1, 0.3):
+            assert abs(dev[lam] - dev[0.0]) < 0.03, (seed, lam, dev)
+            assert dev[lam] > dev["all"] + 0.02, (seed, lam, dev)
+
+
 def test_l2_closes_the_gap_on_noisy_labels(noisy):
     runs = exp.lambda_curves(*L2, noisy, [0.0, 1.0, 3.0], num_epochs=100)
     h0, h1, h3 = (runs[lam]["history"] for lam in (0.0, 1.0, 3.0))
