@@ -624,19 +624,18 @@ class _Running:
             self.group.remove()
         shutil.rmtree(self.scratch, ignore_errors=True)
 
-    def _out_of_memory(self, outcome: Outcome | None) -> Outcome | None:
+    def _out_of_memory(self, outcome: Outcome) -> Outcome:
         """The outcome, unless the kernel killed one of the job's processes for memory: then that reason."""
         if self.group is None:
             return outcome
-        student, grader = self.group.oom_kills("student"), self.group.oom_kills("grader")
-        if outcome is not None:  # for `course bench` and the tests: what the job held at most, all its processes
-            outcome.log += f"\njob's memory peak, all its processes together: {self.group.peak_memory()} bytes"
-        if student:
-            return Outcome(self.job.student, False, problem=memory_reason(self.limits),
-                           seconds=time.monotonic() - self.started, peak_rss=self.peak)
-        if grader:
-            return self.failed(f"grading it needed more than {WORKER_MEMORY_BYTES // 1024 ** 3} GiB of memory "
-                               "(the grader's work for it) and was stopped")
+        if self.group.oom_kills("student"):
+            outcome = Outcome(self.job.student, False, problem=memory_reason(self.limits),
+                              seconds=time.monotonic() - self.started, peak_rss=self.peak)
+        elif self.group.oom_kills("grader"):
+            outcome = self.failed(f"grading it needed more than {WORKER_MEMORY_BYTES // 1024 ** 3} GiB of memory "
+                                  "(the grader's work for it) and was stopped")
+        # for `course bench` and the tests: the most the job held at once, all its processes together
+        outcome.log += f"\njob's memory peak, all its processes together: {self.group.peak_memory()} bytes"
         return outcome
 
     def poll(self) -> Outcome | None:
