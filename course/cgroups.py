@@ -176,6 +176,7 @@ class JobGroup:
                     if h in V1_REQUIRED:
                         raise OSError(f"no {h} hierarchy")
                     continue
+                _remove_stale(base)
                 job = base / group.name
                 job.mkdir()
                 group.folders[h] = str(job)
@@ -307,6 +308,19 @@ class JobGroup:
                     break
                 except OSError:
                     time.sleep(0.05)
+
+
+def _remove_stale(base: Path) -> None:
+    """Empty groups left by a batch that was killed (its pid, in the name, is gone): removed, never entered."""
+    for folder in base.glob(PREFIX + "*-*"):
+        pid = folder.name[len(PREFIX):].split("-")[0]
+        if not pid.isdigit() or Path(f"/proc/{pid}").exists():
+            continue
+        for sub in (folder / STUDENT, folder / "grader", folder):
+            try:
+                sub.rmdir()
+            except OSError:
+                pass  # not empty (still running), or already gone
 
 
 def student_procs_files() -> list[str]:

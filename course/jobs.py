@@ -298,8 +298,8 @@ def run_job(job: Job, limits: Limits | None = None, scratch: Path | None = None,
 
 
 def disk_reason(limits: Limits) -> str:
-    return (f"not graded: your submission wrote more than {limits.disk_bytes / 1024 ** 2:g} MiB to disk (its files "
-            "together, in its folder and the grader's copy of it), and the rest could not be graded")
+    return (f"not graded: your submission wrote more than {limits.disk_bytes / 1024 ** 2:g} MiB to disk (all its "
+            "files together), and the rest could not be graded")
 
 
 def memory_reason(limits: Limits) -> str:

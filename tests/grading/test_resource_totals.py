@@ -37,8 +37,7 @@ A = "00_gradient_checking"
 FULL = 18
 ISOLATED = all(protections().values())
 LIMITS = Limits(cell_seconds=10, wall_seconds=40, memory_bytes=2 * 1024 ** 3, disk_bytes=256 * 1024 ** 2)
-pytestmark = [pytest.mark.slow, pytest.mark.serial,
-              pytest.mark.skipif(not ISOLATED, reason=f"needs bubblewrap, root and cgroups: {protections()}")]
+NEEDS_TOTALS = pytest.mark.skipif(not ISOLATED, reason=f"needs bubblewrap, root and cgroups: {protections()}")
 
 # Six children of 600 MB each (touched, so resident), held for a few seconds: 3.6 GB against a 2 GiB total.
 FORK_MEMORY = """import os, time
@@ -181,6 +180,9 @@ def cells(result) -> dict[str, float]:
 
 
 @pytest.mark.parametrize("sid", sorted(HONEST))
+@pytest.mark.slow
+@pytest.mark.serial
+@NEEDS_TOTALS
 def test_honest_grades_do_not_move(batch, sid):
     alone, together = batch["alone"][sid], batch["together"][sid]
     assert not together.problem, together.problem
@@ -189,6 +191,9 @@ def test_honest_grades_do_not_move(batch, sid):
 
 
 @pytest.mark.parametrize("sid", sorted(ATTACKS))
+@pytest.mark.slow
+@pytest.mark.serial
+@NEEDS_TOTALS
 def test_attacker_gets_nothing_with_its_reason(batch, sid):
     r = batch["together"][sid]
     explained = " | ".join([r.problem, *[c.reason for c in r.cells]])
@@ -196,6 +201,9 @@ def test_attacker_gets_nothing_with_its_reason(batch, sid):
     assert re.search(REASONS[sid], explained), f"{sid}: no reason matching {REASONS[sid]!r} in {explained[:800]}"
 
 
+@pytest.mark.slow
+@pytest.mark.serial
+@NEEDS_TOTALS
 def test_memory_of_all_the_processes_is_bounded(batch):
     """The fork bomb's job never held more than its total (2 GiB + files + /tmp) and the grader's allowance."""
     log = batch["outcomes"]["fork-memory"].log
@@ -205,6 +213,9 @@ def test_memory_of_all_the_processes_is_bounded(batch):
     assert peak < 6 * 600 * 1024 ** 2  # what the six children would have held together
 
 
+@pytest.mark.slow
+@pytest.mark.serial
+@NEEDS_TOTALS
 def test_nothing_is_left_behind(batch):
     assert batch["left"] == {"groups": [], "mounts": [], "processes": [], "scratch": []}
 
@@ -243,6 +254,7 @@ def draws(he_init: str, max_draws: int | None = None) -> tuple[dict, int]:
     return out, after - before
 
 
+@pytest.mark.serial  # starts the trusted re-run's sandboxed process
 @pytest.mark.parametrize("code", [HUGE_DRAW, BROADCAST_DRAW], ids=["3.5-GB", "broadcast"])
 def test_the_grader_computes_only_what_it_may_send(code):
     out, grew = draws(code)
@@ -267,9 +279,151 @@ def test_generator_draws_counts_what_numpy_would_make():
     assert count("standard_normal", (), {"size": (3, 4)}) == 12
 
 
+def _without_totals(limits: Limits):
+    """Today's grading before issue 23: no limits on a job's processes together (its memory only counted)."""
+    name = f"{cgroups.PREFIX}{os.getpid()}-{next(jobs._JOB_NUMBERS)}"
+    folder = cgroups._folder("memory") / name
+    folder.mkdir()
+    return cgroups.JobGroup(name, "v1", {"memory": str(folder)})
+
+
+def measure(root: Path, attacker: str, totals: bool) -> dict:
+    """Grade ``attacker`` beside honest-a (two workers); the job's peak, the honest time, the least free disk."""
+    import threading
+
+    patch = pytest.MonkeyPatch()
+    if not totals:
+        patch.setattr(jobs, "job_group", _without_totals)
+        patch.setattr(jobs.scratch_fs, "available", lambda: False)
+    for sid in (attacker, "honest-a"):
+        shutil.rmtree(root / "submitted" / sid, ignore_errors=True)
+    write(root, {attacker: ATTACKS[attacker], "honest-a": HONEST["honest-a"]})
+    least, done = [shutil.disk_usage(tempfile.gettempdir()).free], threading.Event()
+
+    def watch():
+        while not done.wait(0.2):
+            least.append(shutil.disk_usage(tempfile.gettempdir()).free)
+
+    thread = threading.Thread(target=watch)
+    thread.start()
+    try:
+        results, outcomes = graded_batch(root, [attacker, "honest-a"], patch)
+    finally:
+        done.set()
+        thread.join()
+        patch.undo()
+    peak = re.search(r"job's memory peak, all its processes together: (\d+) bytes", outcomes[attacker].log)
+    return {"attacker": results[attacker].score, "honest": results["honest-a"].score,
+            "honest s": round(outcomes["honest-a"].seconds, 1), "attacker s": round(outcomes[attacker].seconds, 1),
+            "job peak GB": round(int(peak.group(1)) / 1e9, 2) if peak else None,
+            "disk used GB": round((least[0] - min(least)) / 1e9, 2)}
+
+
+# -- the pieces: control groups, the job's file system, the fallback ---------------------------------
+
+@pytest.mark.serial
+@pytest.mark.skipif(cgroups.backend() == "", reason="no cgroups here")
+def test_a_job_group_bounds_its_processes_and_leaves_nothing():
+    """The student's part holds its limits; its processes (a session of their own) are all killed; nothing remains."""
+    import subprocess
+
+    group = cgroups.JobGroup.create(f"{os.getpid()}-unit", student_memory=256 * 1024 ** 2, student_processes=20,
+                                    grader_memory=256 * 1024 ** 2, grader_processes=40)
+    try:
+        child = os.fork()
+        if child == 0:  # the job's process: joins, then starts "the student's" processes as course.sandbox does
+            try:
+                group.join()
+                files = cgroups.student_procs_files()
+                hog = subprocess.Popen([sys.executable, "-c", "b = b'x' * (512 * 1024 ** 2)"],
+                                       preexec_fn=lambda: cgroups.join_files(files))
+                hog.wait()
+                subprocess.Popen(["setsid", "sh", "-c", "for i in $(seq 40); do sleep 60 & done; sleep 60"],
+                                 preexec_fn=lambda: cgroups.join_files(files))
+                time.sleep(1)
+                os._exit(0 if files and hog.returncode == -9 else 1)
+            except BaseException:
+                os._exit(2)
+        assert os.waitpid(child, 0)[1] == 0
+        assert group.oom_kills("student") == 1 and group.oom_kills("grader") == 0
+        assert 0 < len(group.pids()) <= 20  # the 40 sleeps did not all start: the student's part has 20 at most
+    finally:
+        assert group.kill_all()
+        group.remove()
+    assert not any(Path(f).exists() for f in group.folders.values())
+
+
+@pytest.mark.serial
+@pytest.mark.skipif(not scratch_fs.available(), reason="no mount namespaces here")
+def test_a_job_file_system_is_bounded_and_vanishes_with_its_process(tmp_path):
+    child = os.fork()
+    if child == 0:
+        try:
+            assert scratch_fs.private_mounts()
+            scratch_fs.mount(tmp_path, 8 * 1024 ** 2)
+            try:
+                (tmp_path / "big").write_bytes(b"x" * (16 * 1024 ** 2))
+                os._exit(1)
+            except OSError:
+                pass
+            os._exit(0 if scratch_fs.is_full(tmp_path) else 3)  # killed here: no unmount of our own
+        except BaseException:
+            os._exit(2)
+    assert os.waitpid(child, 0)[1] == 0
+    assert str(tmp_path) not in Path("/proc/self/mounts").read_text() and list(tmp_path.iterdir()) == []
+
+
+def test_without_totals_the_report_says_so(monkeypatch):
+    from course import sandbox
+
+    sandbox.protections()  # bubblewrap's check, done before the patches
+    monkeypatch.setattr(cgroups, "backend", lambda: "")
+    monkeypatch.setattr(scratch_fs, "available", lambda: False)
+    text = sandbox.describe_protections()
+    assert "GRADED WITHOUT" in text and sandbox.TOTALS.upper() in text and sandbox.DISK.upper() in text
+    assert "slow down or stop the grading of its classmates" in text and "fill the disk" in text
+    if ISOLATED:  # only what is missing is named: the isolation layers are there
+        assert "read the hidden tests" not in text
+    assert jobs.job_group(LIMITS) is None  # and the jobs run with the per-process limits alone
+
+
+def test_v2_limits_are_written_where_v2_reads_them(tmp_path):
+    """cgroup v2 is not writable on this machine: check the files its backend writes, in a folder laid out like it."""
+    job = tmp_path / "course-job-x"
+    (job / "student").mkdir(parents=True)
+    group = cgroups.JobGroup("course-job-x", "v2", {"unified": str(job)})
+    group._set_limits(2 * 1024 ** 3, 100, 4 * 1024 ** 3, 50)
+    assert (job / "memory.max").read_text() == str(6 * 1024 ** 3) and (job / "pids.max").read_text() == "150"
+    assert (job / "student" / "memory.max").read_text() == str(2 * 1024 ** 3)
+    assert (job / "student" / "pids.max").read_text() == "100"
+    (job / "student" / "memory.events").write_text("low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n")
+    (job / "memory.events").write_text("low 0\nhigh 0\nmax 3\noom 2\noom_kill 3\n")
+    assert group.oom_kills("student") == 1 and group.oom_kills("grader") == 2
+
+
 def main() -> None:
-    """Before/after figures: the batch graded with the totals, then without them (per-process limits only)."""
+    """Before/after figures: each attack beside an honest student, without the totals and with them."""
+    from course.build import build_release
+
     print(f"protections: {protections()}")
+    root = Path(tempfile.mkdtemp(prefix="totals-measure-"))
+    try:
+        shutil.copy2(ROOT / "nbgrader_config.py", root / "nbgrader_config.py")
+        shutil.copytree(ROOT / "source", root / "source")
+        build_release(root, A)
+        write(root, HONEST)
+        print("honest-a alone:", {s: o.seconds for s, o in graded_batch(root, ["honest-a"])[1].items()})
+        for attacker in sys.argv[1:] or sorted(ATTACKS):
+            for totals in (False, True):
+                print(attacker, "with totals" if totals else "without totals", measure(root, attacker, totals),
+                      flush=True)
+        for code, label in ((HUGE_DRAW, "3.5 GB draw"), (BROADCAST_DRAW, "broadcast draw")):
+            for cap in (10 ** 12, None):
+                out, grew = draws(code, cap)
+                print(label, "without cap" if cap else "with cap", f"grader grew {grew / 1e9:.2f} GB;",
+                      out["hidden_he_init"][:120], flush=True)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":
