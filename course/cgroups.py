@@ -343,7 +343,7 @@ def student_procs_files() -> list[str]:
 
 
 def join_files(files: list[str]) -> None:
-    """Write ``0`` (this process) into each ``cgroup.procs`` file: called in a child before it runs the student's code."""
+    """Write ``0`` (this process) into each ``cgroup.procs`` file: in a child, before it runs the student's code."""
     for path in files:
         fd = os.open(path, os.O_WRONLY)
         try:

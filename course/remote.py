@@ -166,8 +166,8 @@ def generator_draws(name: str, args: tuple, kwargs: dict) -> int:
         elif name == "choice":  # whole rows (or columns) are drawn
             shape = np.shape(population)
             axis = params.get("axis", 0)
-            extra = math.prod(shape) // max(shape[axis], 1) if type(axis) is int and -len(shape) <= axis < len(shape) \
-                else 1
+            if type(axis) is int and -len(shape) <= axis < len(shape):
+                extra = math.prod(shape) // max(shape[axis], 1)
     return count * extra
 
 

@@ -313,7 +313,8 @@ def measure(root: Path, attacker: str, totals: bool) -> dict:
         thread.join()
         patch.undo()
     peak = re.search(r"job's memory peak, all its processes together: (\d+) bytes", outcomes[attacker].log)
-    return {"attacker": results[attacker].score, "honest": results["honest-a"].score,
+    why = results[attacker].problem or "; ".join(c.reason for c in results[attacker].cells if c.reason)
+    return {"attacker": results[attacker].score, "why": why[:160], "honest": results["honest-a"].score,
             "honest s": round(outcomes["honest-a"].seconds, 1), "attacker s": round(outcomes[attacker].seconds, 1),
             "job peak GB": round(int(peak.group(1)) / 1e9, 2) if peak else None,
             "disk used GB": round((least[0] - min(least)) / 1e9, 2)}
