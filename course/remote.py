@@ -171,8 +171,25 @@ def generator_draws(name: str, args: tuple, kwargs: dict) -> int:
     return count * extra
 
 
+def _holds_proxy(value: Any, depth: int = 0) -> bool:
+    if isinstance(value, Proxy):
+        return True
+    if depth < MAX_DEPTH and type(value) in (list, tuple):
+        return any(_holds_proxy(v, depth + 1) for v in value)
+    if depth < MAX_DEPTH and type(value) is dict:
+        return any(_holds_proxy(v, depth + 1) for v in value.values())
+    return False
+
+
 def _check_draws(name: str, args: tuple, kwargs: dict) -> None:
-    """Refuse, with a reason the student reads, a call that would make the grader compute too many values."""
+    """Refuse, with a reason the student reads, a call that would make the grader compute too many values.
+
+    Only plain data: an object of the student's would be asked for its length and items twice (once
+    here, once by numpy), and could answer small here and huge there.
+    """
+    if _holds_proxy(list(args)) or _holds_proxy(kwargs):
+        raise TypeError("the test's random generator takes numbers, arrays, shapes and strings only, not objects "
+                        "of your code")
     count = generator_draws(name, args, kwargs)
     if count > MAX_DRAWS:
         raise ValueError(f"asked the test's random generator for {count:,} values; at most {MAX_DRAWS:,} per call")

@@ -254,12 +254,22 @@ def draws(he_init: str, max_draws: int | None = None) -> tuple[dict, int]:
     return out, after - before
 
 
+# A shape of its own that answers small when counted and huge (7.2 GB of float64) when numpy reads it.
+LYING_SIZE = ("class Size:\n    reads = 0\n    def __len__(self):\n        return 2\n"
+              "    def __getitem__(self, i):\n        if i > 1:\n            raise IndexError(i)\n"
+              "        Size.reads += 1\n        return 2 if Size.reads <= 2 else 30_000\n"
+              "def he_init(fan_in, fan_out, rng):\n    rng.standard_normal(Size())\n"
+              "    return rng.standard_normal((fan_in, fan_out)) * np.sqrt(2.0 / fan_in)\n")
+TOO_MANY = r"asked the test's random generator for [\d,]+ values; at most 8,388,608 per call"
+
+
 @pytest.mark.serial  # starts the trusted re-run's sandboxed process
-@pytest.mark.parametrize("code", [HUGE_DRAW, BROADCAST_DRAW], ids=["3.5-GB", "broadcast"])
-def test_the_grader_computes_only_what_it_may_send(code):
+@pytest.mark.parametrize("code,reason", [(HUGE_DRAW, TOO_MANY), (BROADCAST_DRAW, TOO_MANY),
+                                         (LYING_SIZE, "not objects of your code")],
+                         ids=["3.5-GB", "broadcast", "lying-size"])
+def test_the_grader_computes_only_what_it_may_send(code, reason):
     out, grew = draws(code)
-    reason = out["hidden_he_init"]
-    assert re.search(r"asked the test's random generator for [\d,]+ values; at most 8,388,608 per call", reason), out
+    assert re.search(reason, out["hidden_he_init"]), out
     assert grew < 512 * 1024 ** 2, f"the grader's process grew by {grew / 1024 ** 2:.0f} MiB"
 
 
@@ -418,7 +428,7 @@ def main() -> None:
             for totals in (False, True):
                 print(attacker, "with totals" if totals else "without totals", measure(root, attacker, totals),
                       flush=True)
-        for code, label in ((HUGE_DRAW, "3.5 GB draw"), (BROADCAST_DRAW, "broadcast draw")):
+        for code, label in ((HUGE_DRAW, "3.5 GB draw"), (BROADCAST_DRAW, "broadcast draw"), (LYING_SIZE, "lying size")):
             for cap in (10 ** 12, None):
                 out, grew = draws(code, cap)
                 print(label, "without cap" if cap else "with cap", f"grader grew {grew / 1e9:.2f} GB;",
