@@ -10,7 +10,9 @@ SQLite is never written concurrently.
 Every job is its own failure domain (:func:`run_jobs`): it runs in a process of its own,
 with a deadline for each stage (:data:`STAGES`) and one for the whole submission
 (:func:`submission_deadline`), and a memory cap; an exception, a timeout or a memory
-blow-up gives that student 0 with a reason, and the batch goes on.
+blow-up gives that student 0 with a reason, and the batch goes on. All the processes of a job
+share one control group (``course.cgroups``: memory, processes and CPU share counted together),
+and its scratch folder is a file system of its own, of a fixed size (``course.scratch``).
 
 The student's kernel works in a folder of its own, never in nbgrader's output folder;
 nothing the student's code created is ever read back, and what is read back (nbgrader's
