@@ -41,11 +41,13 @@ def _cmd_grade(args: argparse.Namespace) -> int:
     from course import grade
 
     from course.sandbox import Limits
-    if min(args.cell_timeout, args.notebook_timeout, args.memory_gb) <= 0 or args.workers < 1:
-        print("error: --workers, --cell-timeout, --notebook-timeout and --memory-gb must be positive", file=sys.stderr)
+    if min(args.cell_timeout, args.notebook_timeout, args.memory_gb, args.disk_mb) <= 0 or args.workers < 1:
+        print("error: --workers, --cell-timeout, --notebook-timeout, --memory-gb and --disk-mb must be positive",
+              file=sys.stderr)
         return 2
     limits = Limits(cell_seconds=args.cell_timeout, wall_seconds=args.notebook_timeout,
-                    memory_bytes=int(args.memory_gb * 1024 ** 3), require_protections=not args.allow_unprotected)
+                    memory_bytes=int(args.memory_gb * 1024 ** 3), disk_bytes=int(args.disk_mb * 1024 ** 2),
+                    require_protections=not args.allow_unprotected)
     from course.sandbox import UnprotectedError, describe_protections, require_protections
     try:
         require_protections()
@@ -303,7 +305,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "re-run gets as long again, and one submission's grading never exceeds twice this "
                         "plus 160 s")
     p.add_argument("--memory-gb", type=float, default=3.0, metavar="GB",
-                   help="memory per process of a submission (default 3)")
+                   help="memory of a submission: of each of its processes, and of all of them together (default 3)")
+    p.add_argument("--disk-mb", type=float, default=512, metavar="MB",
+                   help="what a submission may write to disk, all its files together (default 512; they are held "
+                        "in memory, on top of --memory-gb)")
     p.add_argument("--no-trusted-rerun", action="store_true",
                    help="trust the student's kernel: skip the second, tamper-proof run of the tests (faster; only "
                         "for submissions you trust)")

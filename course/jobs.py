@@ -10,7 +10,9 @@ SQLite is never written concurrently.
 Every job is its own failure domain (:func:`run_jobs`): it runs in a process of its own,
 with a deadline for each stage (:data:`STAGES`) and one for the whole submission
 (:func:`submission_deadline`), and a memory cap; an exception, a timeout or a memory
-blow-up gives that student 0 with a reason, and the batch goes on.
+blow-up gives that student 0 with a reason, and the batch goes on. All the processes of a job
+share one control group (``course.cgroups``: memory, processes and CPU share counted together),
+and its scratch folder is a file system of its own, of a fixed size (``course.scratch``).
 
 The student's kernel works in a folder of its own, never in nbgrader's output folder;
 nothing the student's code created is ever read back, and what is read back (nbgrader's
@@ -20,6 +22,7 @@ own output) is read with ``O_NOFOLLOW``, regular files only, sizes capped (:func
 from __future__ import annotations
 
 import errno
+import itertools
 import json
 import os
 import pickle
@@ -36,8 +39,10 @@ from pathlib import Path
 
 import nbformat
 
+from course import cgroups
+from course import scratch as scratch_fs
 from course.notebooks import EXPERIMENT_TAG
-from course.sandbox import Limits, missing_protections
+from course.sandbox import TMP_BYTES, Limits, missing_protections
 
 REVIEW_FILE = "course_review.json"  # written by the grader beside the autograded notebook
 
@@ -48,6 +53,8 @@ MAX_TREE_DEPTH = 8
 MAX_ANSWER_CHARS = 20_000              # longer answers are not given to the copy detector
 MAX_OUTCOME_BYTES = 3 * MAX_TREE_BYTES  # what a worker may send back to the batch's process
 WORKER_MEMORY_BYTES = 4 * 1024 ** 3    # resident memory of a grading worker (nbgrader, trusted re-run)
+WORKER_PROCESSES = 256                 # the grader's own processes and threads in a job's group
+SCRATCH_RESERVE_BYTES = 64 * 1024 ** 2  # the grader's own files in a job's file system, beyond the copies it makes
 # Seconds each stage may take beyond the limits the instructor sets (``Limits.wall_seconds``):
 STAGES = {"setup": 30, "kernel (beyond --notebook-timeout)": 60, "copy detector": 10, "feedback": 60}
 
@@ -245,7 +252,8 @@ def deadline(seconds: float, stage: str):
 
 # -- one job ----------------------------------------------------------------------------------
 
-def run_job(job: Job, limits: Limits | None = None) -> Outcome:
+def run_job(job: Job, limits: Limits | None = None, scratch: Path | None = None,
+            own_file_system: bool = False) -> Outcome:
     """Autograde one submission in a scratch course; the student's kernel runs in the sandbox.
 
     nbgrader itself runs here (trusted) and is the only writer of the scratch course. The kernel
@@ -253,14 +261,26 @@ def run_job(job: Job, limits: Limits | None = None) -> Outcome:
     gradebook, source or other submission, has no network, and has memory, process and
     wall-clock limits: hangs, memory bombs, fork bombs and crashes become a plain reason for this
     one student. Any failure of the grading itself becomes a reason too.
+
+    ``scratch`` is the (empty) folder to grade in, by default a new one. With ``own_file_system``
+    (a job's own process, in a mount namespace of its own: :func:`_worker`), it becomes a file system
+    of ``limits.disk_bytes`` (plus the grader's own files), which the trusted re-run's folder shares:
+    a submission that fills it is not graded, with that reason, and no classmate is touched.
     """
     limits = limits or Limits()
     start = time.perf_counter()
     if limits.require_protections and missing_protections():
         return Outcome(job.student, False, problem="not graded: this grading machine lacks "
                        + "; ".join(missing_protections()) + " (grading without them was not allowed)")
-    scratch = Path(tempfile.mkdtemp(prefix="grade-"))  # no id in it: the kernel's socket path must stay short
+    # no id in the folder's name: the kernel's socket path must stay short
+    scratch = Path(scratch) if scratch else Path(tempfile.mkdtemp(prefix="grade-"))
+    mounted, full, saved_tempdir = False, False, tempfile.tempdir
     try:
+        if own_file_system:
+            scratch_fs.mount(scratch, limits.disk_bytes + _grader_files(job))
+            mounted = True
+            (scratch / "tmp").mkdir(mode=0o700)
+            tempfile.tempdir = str(scratch / "tmp")  # the trusted re-run's folder (one job per process here)
         with quiet_nbgrader(), _sandbox_env(scratch, job, limits):
             outcome = _autograde_in(scratch, job, limits)
     except StageTimeout as exc:
@@ -269,9 +289,32 @@ def run_job(job: Job, limits: Limits | None = None) -> Outcome:
         outcome = Outcome(job.student, False, problem=f"not graded: the grader failed on this submission "
                                                       f"({type(exc).__name__}: {str(exc)[:300]})")
     finally:
+        if mounted:
+            full = scratch_fs.is_full(scratch)
+            tempfile.tempdir = saved_tempdir
+            scratch_fs.unmount(scratch)
         shutil.rmtree(scratch, ignore_errors=True)  # fd-based: never follows the student's links
+    if full:  # whatever else went wrong followed from it
+        outcome = Outcome(job.student, False, problem=disk_reason(limits))
     outcome.seconds = time.perf_counter() - start
     return outcome
+
+
+def disk_reason(limits: Limits) -> str:
+    return (f"not graded: your submission wrote more than {limits.disk_bytes / 1024 ** 2:g} MiB to disk (all its "
+            "files together), and the rest could not be graded")
+
+
+def memory_reason(limits: Limits) -> str:
+    return (f"not graded: your code used more than {limits.memory_bytes / 1024 ** 3:g} GiB of memory in all its "
+            "processes together, and the system stopped it")
+
+
+def _grader_files(job: Job) -> int:
+    """Room for what the grader writes in a job's file system: its copies of the course and the submission."""
+    sizes = len(job.gradebook) + len(job.config) + sum(map(len, job.source.values())) \
+        + 2 * sum(map(len, job.submission.values()))
+    return SCRATCH_RESERVE_BYTES + 3 * sizes
 
 
 @contextmanager
@@ -482,12 +525,20 @@ def merge(root: Path, assignment: str, outcome: Outcome) -> None:
 
 # -- a batch ----------------------------------------------------------------------------------
 
-def _worker(job: Job, limits: Limits, conn) -> None:
-    """A job's own process: grade, send the outcome back (size-capped), leave no process behind."""
+def _worker(job: Job, limits: Limits, conn, group: cgroups.JobGroup | None = None, scratch: Path | None = None,
+            own_file_system: bool = False) -> None:
+    """A job's own process: grade, send the outcome back (size-capped), leave no process behind.
+
+    First it joins the job's control group (everything it starts is counted in the job's totals)
+    and takes a mount namespace of its own (the job's file system vanishes with its processes).
+    """
     import resource
 
     try:
-        outcome = run_job(job, limits)
+        if group is not None:
+            group.join()
+        own_file_system = own_file_system and scratch_fs.private_mounts()
+        outcome = run_job(job, limits, scratch, own_file_system)
     except BaseException as exc:  # noqa: BLE001 - whatever happens here is this student's problem only
         outcome = Outcome(job.student, False, problem=f"not graded: the grader failed ({type(exc).__name__})")
     outcome.peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -530,13 +581,31 @@ def _rss_tree(pid: int, exclude_sandboxed: bool = True) -> int:
         return 0
 
 
+_JOB_NUMBERS = itertools.count()
+
+
+def job_group(limits: Limits) -> cgroups.JobGroup | None:
+    """A new job's control group (None where this machine has none): the student's processes, then the grader's."""
+    return cgroups.JobGroup.create(
+        f"{os.getpid()}-{next(_JOB_NUMBERS)}",
+        student_memory=limits.memory_bytes + limits.disk_bytes + TMP_BYTES,  # its files are memory (tmpfs) too
+        student_processes=limits.processes, grader_memory=WORKER_MEMORY_BYTES, grader_processes=WORKER_PROCESSES)
+
+
 class _Running:
     def __init__(self, ctx, job: Job, limits: Limits):
-        self.job, self.started = job, time.monotonic()
+        self.job, self.limits, self.started = job, limits, time.monotonic()
         self.deadline = self.started + submission_deadline(limits)
-        self.recv, send = ctx.Pipe(duplex=False)
-        self.proc = ctx.Process(target=_worker, args=(job, limits, send), daemon=True)
-        self.proc.start()
+        self.group = job_group(limits)
+        self.scratch = Path(tempfile.mkdtemp(prefix=f"grade-{job.student}-"))  # removed here, whatever happens there
+        try:
+            self.recv, send = ctx.Pipe(duplex=False)
+            self.proc = ctx.Process(target=_worker, daemon=True, args=(job, limits, send, self.group, self.scratch,
+                                                                       scratch_fs.available()))
+            self.proc.start()
+        except BaseException:
+            self._clean()
+            raise
         send.close()
         self.peak = 0
 
@@ -549,6 +618,28 @@ class _Running:
         self.proc.kill()
         self.proc.join(10)
         self.recv.close()
+        self._clean()
+
+    def _clean(self) -> None:
+        """Every process of the job killed (in its group: sessions and daemons too), its group and folder removed."""
+        if self.group is not None:
+            self.group.kill_all()
+            self.group.remove()
+        shutil.rmtree(self.scratch, ignore_errors=True)
+
+    def _out_of_memory(self, outcome: Outcome) -> Outcome:
+        """The outcome, unless the kernel killed one of the job's processes for memory: then that reason."""
+        if self.group is None:
+            return outcome
+        if self.group.oom_kills("student"):
+            outcome = Outcome(self.job.student, False, problem=memory_reason(self.limits),
+                              seconds=time.monotonic() - self.started, peak_rss=self.peak)
+        elif self.group.oom_kills("grader"):
+            outcome = self.failed(f"grading it needed more than {WORKER_MEMORY_BYTES // 1024 ** 3} GiB of memory "
+                                  "(the grader's work for it) and was stopped")
+        # for `course bench` and the tests: the most the job held at once, all its processes together
+        outcome.log += f"\njob's memory peak, all its processes together: {self.group.peak_memory()} bytes"
+        return outcome
 
     def poll(self) -> Outcome | None:
         """The outcome if this job is over (finished, died, too slow, too big), else None."""
@@ -557,11 +648,13 @@ class _Running:
                 outcome = pickle.loads(self.recv.recv_bytes(MAX_OUTCOME_BYTES))
             except (EOFError, OSError):
                 outcome = self.failed("its grading process died (out of memory, or killed)")
+            outcome = self._out_of_memory(outcome)
             self.stop()
             return outcome
         if not self.proc.is_alive():
+            outcome = self._out_of_memory(self.failed(f"its grading process died (exit code {self.proc.exitcode})"))
             self.stop()
-            return self.failed(f"its grading process died (exit code {self.proc.exitcode})")
+            return outcome
         if time.monotonic() > self.deadline:
             self.stop()
             return self.failed(f"grading took longer than {self.deadline - self.started:g} s (the bound for one "

@@ -37,7 +37,9 @@ from __future__ import annotations
 import ast
 import builtins
 import functools
+import inspect
 import json
+import math
 import os
 import re
 import select
@@ -70,6 +72,13 @@ GENERATOR_METHODS = frozenset({
     "gumbel", "hypergeometric", "negative_binomial", "logseries", "zipf", "f", "noncentral_chisquare",
     "noncentral_f", "standard_cauchy", "bytes",
 })
+# Values one such call may make the grader compute: no more could be sent back in one message (MAX_MESSAGE).
+MAX_DRAWS = MAX_MESSAGE // 8
+_GENERATOR_SIGNATURES = {name: inspect.signature(getattr(np.random.Generator, name))
+                         for name in GENERATOR_METHODS if hasattr(np.random.Generator, name)}
+_VECTOR_ARGUMENT = {"multinomial": "pvals", "dirichlet": "alpha", "multivariate_normal": "mean"}  # adds an axis
+_NOT_SHAPES = {"self", "size", "dtype", "out", "method", "check_valid", "tol", "axis", "replace", "p", "shuffle",
+               "endpoint", "cov", "a", "x"}
 
 OBJECT, FUNCTION, GENERATOR = 0, 1, 2   # kinds of handle: any object (the student's), call only, sampling only
 LIBRARY_MESSAGE = ("your code imports the course library (nnlab), which holds the reference solutions; graded code "
@@ -103,6 +112,87 @@ class ProtocolError(BaseException):
     A ``BaseException``, so that a test helper's ``except Exception`` never mistakes it for the
     student's own error and carries on talking to a process that is about to be killed.
     """
+
+
+def _count(shape: Any) -> int:
+    """The number of values of an array of this shape (an int or a sequence of ints); 0 for what numpy rejects."""
+    try:
+        dims = [int(d) for d in np.ravel(np.asarray(shape, dtype=object))]
+    except (TypeError, ValueError, OverflowError):
+        return 0
+    return math.prod(max(d, 0) for d in dims)
+
+
+def generator_draws(name: str, args: tuple, kwargs: dict) -> int:
+    """How many values a generator's method ``name`` would compute for these arguments (an upper bound).
+
+    ``size`` decides, or else the broadcast of the parameters' shapes (two arrays of 250,000 values,
+    one a column and one a row, broadcast to 62,500,000,000); a vector parameter adds an axis; a
+    population given as a number ``n`` (``permutation(n)``, ``choice(n, replace=False)``) stands for
+    ``arange(n)``. Arguments numpy would reject count 0: numpy raises its own error for them.
+    """
+    signature = _GENERATOR_SIGNATURES.get(name)
+    if signature is None:
+        return 0
+    try:
+        params = signature.bind(None, *args, **kwargs).arguments
+    except TypeError:
+        return 0
+    if name == "bytes":
+        return _count(params.get("length", 0))
+    shapes, extra = [], 1
+    for key, value in params.items():
+        if key in _NOT_SHAPES and key != _VECTOR_ARGUMENT.get(name):
+            continue
+        try:
+            shape = np.shape(value)
+        except (ValueError, TypeError):
+            return 0
+        if key == _VECTOR_ARGUMENT.get(name):
+            extra, shape = (shape[-1], shape[:-1]) if shape else (1, shape)
+        shapes.append(shape)
+    if params.get("size") is not None:
+        count = _count(params["size"])
+    else:
+        try:
+            count = math.prod(np.broadcast_shapes(*shapes)) if shapes else 1
+        except ValueError:
+            count = max((math.prod(s) for s in shapes), default=1)
+    population = params.get("a" if name == "choice" else "x")
+    if name in ("choice", "permutation") and population is not None:
+        if np.ndim(population) == 0:
+            if name == "permutation" or not params.get("replace", True):
+                count = max(count, _count(population))
+        elif name == "choice":  # whole rows (or columns) are drawn
+            shape = np.shape(population)
+            axis = params.get("axis", 0)
+            if type(axis) is int and -len(shape) <= axis < len(shape):
+                extra = math.prod(shape) // max(shape[axis], 1)
+    return count * extra
+
+
+def _holds_proxy(value: Any, depth: int = 0) -> bool:
+    if isinstance(value, Proxy):
+        return True
+    if depth < MAX_DEPTH and type(value) in (list, tuple):
+        return any(_holds_proxy(v, depth + 1) for v in value)
+    if depth < MAX_DEPTH and type(value) is dict:
+        return any(_holds_proxy(v, depth + 1) for v in value.values())
+    return False
+
+
+def _check_draws(name: str, args: tuple, kwargs: dict) -> None:
+    """Refuse, with a reason the student reads, a call that would make the grader compute too many values.
+
+    Only plain data: an object of the student's would be asked for its length and items twice (once
+    here, once by numpy), and could answer small here and huge there.
+    """
+    if _holds_proxy(list(args)) or _holds_proxy(kwargs):
+        raise TypeError("the test's random generator takes numbers, arrays, shapes and strings only, not objects "
+                        "of your code")
+    count = generator_draws(name, args, kwargs)
+    if count > MAX_DRAWS:
+        raise ValueError(f"asked the test's random generator for {count:,} values; at most {MAX_DRAWS:,} per call")
 
 
 def _plain_dtype(dtype: np.dtype) -> bool:
@@ -657,6 +747,8 @@ class Peer:
                 elif op == "bool":
                     value = bool(obj)
                 else:
+                    if op == "method":  # computed here, in the grader's process: only what can be sent back
+                        _check_draws(str(name), args, kwargs)
                     value = target(*args, **kwargs)
             except ProtocolError:
                 raise

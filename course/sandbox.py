@@ -11,7 +11,11 @@ Layers, each used when this machine has it (:func:`protections` says which):
   network (a private loopback only), a PID namespace of its own.
 - ``setpriv``: when we are root, the code runs as an unprivileged user id of its own, so the
   process limit applies and nothing of ours is writable;
-- rlimits: address space (memory), number of processes (fork bombs), CPU seconds, file size;
+- rlimits: address space (memory), number of processes (fork bombs), CPU seconds, file size, each
+  process on its own;
+- totals per submission (``course.cgroups``): the memory, number and CPU share of all the student's
+  processes together, in the control group of the submission's job; and a file system of its own
+  for its folders (``course.scratch``), so that what it writes never fills a disk a classmate needs;
 - a wall-clock timeout that kills the whole process group;
 - a minimal environment (:data:`ENV_ALLOWED`): no token of the grader's shell reaches the student.
 """
@@ -28,15 +32,18 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from course import cgroups, scratch
+
 
 @dataclass(frozen=True)
 class Limits:
     wall_seconds: float = 600.0          # the whole stage (a notebook, or a trusted test run)
     cell_seconds: int = 60               # one cell (nbgrader's Execute.timeout)
-    memory_bytes: int = 3 * 1024 ** 3    # address space of each process
-    processes: int = 256                 # processes and threads of the sandbox user
+    memory_bytes: int = 3 * 1024 ** 3    # address space of each process, and memory of all of them together
+    processes: int = 256                 # processes and threads of the sandbox user (and of the submission)
     network: bool = False
     file_bytes: int = 1024 ** 3          # largest file the student's code may write (RLIMIT_FSIZE)
+    disk_bytes: int = 512 * 1024 ** 2    # all it may write, its files together (its job's own file system)
     require_protections: bool = False    # refuse to grade where a protection layer is missing (`course grade`)
 
 
@@ -52,6 +59,14 @@ ENV_ALLOWED = ("LANG", "LC_ALL", "LC_CTYPE", "TZ", "MPLBACKEND", "PYTHONHASHSEED
                "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "JPY_SESSION_NAME")
 
 
+TOTALS = "memory, process and CPU totals per submission (cgroups)"
+DISK = "a size-limited file system per submission (tmpfs)"
+# What a missing layer lets a student do (for the report's warning).
+CONSEQUENCES = {TOTALS: "one submission's processes together can use all the memory and CPU of this machine and "
+                        "slow down or stop the grading of its classmates",
+                DISK: "one submission can fill the disk its classmates' grading needs"}
+
+
 class UnprotectedError(RuntimeError):
     """Grading was asked to run with every protection, and this machine lacks some."""
 
@@ -64,6 +79,8 @@ def protections() -> dict[str, bool]:
     return {"filesystem and network isolation (bubblewrap)": bwrap,
             "separate unprivileged user (setpriv)": switch_user,
             "memory, process and CPU limits (rlimit)": True,
+            TOTALS: bool(cgroups.backend()),
+            DISK: scratch.available(),
             "wall-clock timeout": True,
             "minimal environment": True}
 
@@ -72,14 +89,22 @@ def missing_protections() -> list[str]:
     return [name for name, on in protections().items() if not on]
 
 
+def _consequences(missing: list[str]) -> str:
+    """What the missing layers let a student do, in one sentence."""
+    isolation = [m for m in missing if m not in CONSEQUENCES]
+    parts = (["a student's code can read the hidden tests and other submissions and change the gradebook"]
+             if isolation else []) + [CONSEQUENCES[m] for m in missing if m in CONSEQUENCES]
+    return "; ".join(parts)
+
+
 def require_protections() -> None:
     """Raise :class:`UnprotectedError` naming the missing layers, if any."""
     missing = missing_protections()
     if missing:
         raise UnprotectedError(
-            "grading refused: this machine lacks " + "; ".join(missing) + ". Without them a student's code can "
-            "read the hidden tests and other submissions and change the gradebook. Install bubblewrap "
-            "(`make sandbox-deps`) and run as root, or pass --allow-unprotected to grade anyway.")
+            "grading refused: this machine lacks " + "; ".join(missing) + ". Without them " + _consequences(missing)
+            + ". Install bubblewrap (`make sandbox-deps`) and run as root (with /sys/fs/cgroup writable), or pass "
+            "--allow-unprotected to grade anyway.")
 
 
 _BWRAP_OK: bool | None = None
@@ -171,8 +196,9 @@ def minimal_env(env: dict[str, str] | None, writable: Path) -> dict[str, str]:
     return out
 
 
-def _limit(limits: Limits):
+def _limit(limits: Limits, groups: list[str] = ()):
     def preexec() -> None:
+        cgroups.join_files(groups)  # first: everything it starts is counted in the submission's totals
         os.setsid()
         os.umask(0o022)  # bubblewrap creates the mount points' parents: the sandbox user must traverse them
         resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
@@ -197,8 +223,9 @@ def popen(argv: list[str], *, writable: Path, also_writable=(), hide=(), limits:
         prepare_writable(Path(folder))
     prot = protections()
     env = minimal_env(env, writable)
+    groups = cgroups.student_procs_files()  # read here: the child only writes
     if not prot["filesystem and network isolation (bubblewrap)"]:
-        return subprocess.Popen(_user_switch(prot) + argv, cwd=writable, env=env, preexec_fn=_limit(limits),
+        return subprocess.Popen(_user_switch(prot) + argv, cwd=writable, env=env, preexec_fn=_limit(limits, groups),
                                 **kwargs)
     opts = bwrap_options(writable=writable, also_writable=also_writable, hide=hide, limits=limits)
     with tempfile.TemporaryFile() as args_file:
@@ -207,7 +234,7 @@ def popen(argv: list[str], *, writable: Path, also_writable=(), hide=(), limits:
         args_file.seek(0)
         fd = args_file.fileno()
         return subprocess.Popen(["bwrap", "--args", str(fd), *_user_switch(prot), *argv], cwd=writable, env=env,
-                                preexec_fn=_limit(limits), pass_fds=(fd,), **kwargs)
+                                preexec_fn=_limit(limits, groups), pass_fds=(fd,), **kwargs)
 
 
 def kill(proc: subprocess.Popen) -> None:
@@ -230,7 +257,6 @@ def describe_protections() -> str:
     text = "Grading protections active: " + "; ".join(active) + "."
     if missing:
         text = ("!" * 78 + "\n!! WARNING: GRADED WITHOUT " + "; ".join(missing).upper() + ".\n"
-                "!! The students' code could read the hidden tests and other submissions and change the "
-                "gradebook:\n!! do not trust these grades. Install bubblewrap (`make sandbox-deps`) and grade "
-                "as root.\n" + "!" * 78 + "\n" + text)
+                "!! Without them " + _consequences(missing) + ":\n!! do not trust these grades. Install bubblewrap "
+                "(`make sandbox-deps`) and grade as root.\n" + "!" * 78 + "\n" + text)
     return text
