@@ -597,7 +597,7 @@ class _Running:
         self.job, self.limits, self.started = job, limits, time.monotonic()
         self.deadline = self.started + submission_deadline(limits)
         self.group = job_group(limits)
-        self.scratch = Path(tempfile.mkdtemp(prefix=f"grade-{job.student}-"))  # removed here, whatever happens there
+        self.scratch = Path(tempfile.mkdtemp(prefix="grade-"))  # removed here, whatever happens there
         try:
             self.recv, send = ctx.Pipe(duplex=False)
             self.proc = ctx.Process(target=_worker, daemon=True, args=(job, limits, send, self.group, self.scratch,
