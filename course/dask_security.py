@@ -205,7 +205,7 @@ class _NoGlobals(pickle.Unpickler):
         import builtins
 
         value = getattr(builtins, name, None) if module == "builtins" else None
-        if name in _PLAIN_TYPES or (isinstance(value, type) and issubclass(value, BaseException)):
+        if value is not None and (name in _PLAIN_TYPES or (isinstance(value, type) and issubclass(value, BaseException))):
             return value
         raise RefusedPickle(f"refused to load {module}.{name} from the cluster")
 

@@ -162,7 +162,7 @@ def _which_assignment(root: Path, ids: set[str]) -> str:
 
 
 def autograde(root: Path, assignment: str, students: list[str], *, workers: int = 1,
-              scheduler: str | None = None, progress: bool = True, limits: Limits | None = None,
+              scheduler=None, progress: bool = True, limits: Limits | None = None,
               trusted: bool = True) -> dict[str, str]:
     """Validate, then autograde the given students with nbgrader; returns problems by student id.
 
