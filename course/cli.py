@@ -142,8 +142,6 @@ def _cmd_dask_credentials(args: argparse.Namespace) -> int:
 
 
 def _cmd_dask_worker(args: argparse.Namespace) -> int:
-    import subprocess
-
     from course.dask_security import WORKER_ENV, CredentialsError, load_credentials, worker_command
 
     if args.nthreads < 1:
@@ -155,7 +153,8 @@ def _cmd_dask_worker(args: argparse.Namespace) -> int:
     except CredentialsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    return subprocess.call(command, env={**os.environ, **WORKER_ENV})
+    sys.stdout.flush()
+    os.execve(command[0], command, {**os.environ, **WORKER_ENV})  # becomes the worker: signals reach it directly
 
 
 def _cmd_report(args: argparse.Namespace) -> int:

@@ -80,6 +80,7 @@ def make_credentials(folder: Path, days: int = VALID_DAYS) -> Credentials:
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
     creds = Credentials(Path(folder))
+    _outside_the_sandbox(creds.folder)
     existing = [p.name for p in creds.files() if os.path.lexists(p)]
     if existing:
         raise CredentialsError(f"{folder} already holds {', '.join(existing)}: nothing was overwritten "
@@ -121,9 +122,21 @@ def make_credentials(folder: Path, days: int = VALID_DAYS) -> Credentials:
     return creds
 
 
+def _outside_the_sandbox(folder: Path) -> None:
+    """The keys must not lie in what the grading sandbox shows the students' code (the venv, the library)."""
+    from course.sandbox import visible_paths
+
+    real = Path(folder).resolve()
+    for shown in visible_paths():
+        if real == shown or shown in real.parents:
+            raise CredentialsError(f"{folder} lies in {shown}, which the grading sandbox shows to the students' "
+                                   "code: keep the credentials elsewhere (in your home, say)")
+
+
 def load_credentials(folder: Path, role: str) -> Credentials:
     """The credentials in ``folder`` for ``role``, checked: present, regular files, keys readable by us alone."""
     creds = Credentials(Path(folder))
+    _outside_the_sandbox(creds.folder)
     for path in (creds.ca, creds.cert(role), creds.key(role)):
         try:
             info = os.lstat(path)

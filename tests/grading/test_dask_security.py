@@ -26,8 +26,8 @@ from pathlib import Path
 import pytest
 
 from course import grade
-from course.dask_security import (WORKER_ENV, CredentialsError, DaskCluster, check_scheduler_address,
-                                  make_credentials, no_unpickling, scheduler_command, security, worker_command)
+from course.dask_security import (CredentialsError, DaskCluster, check_scheduler_address, make_credentials,
+                                  no_unpickling, scheduler_command, security)
 from course.jobs import MAX_OUTCOME_BYTES, Job, Outcome, run_jobs
 from course.sandbox import Limits
 from tests.conftest import ROOT
@@ -67,15 +67,17 @@ class Cluster:
         self.port = free_port()
         self.address = f"tls://127.0.0.1:{self.port}"
         self.canary = canary
-        env = {**os.environ, **WORKER_ENV, "PYTHONPATH": str(ROOT), CANARY: str(canary)}
+        env = {**os.environ, "PYTHONPATH": str(ROOT), CANARY: str(canary)}
         logs = folder / "logs"
         logs.mkdir()
         self.procs = [subprocess.Popen(scheduler_command(self.creds, "127.0.0.1", self.port), cwd=ROOT, env=env,
                                        stdout=subprocess.DEVNULL, stderr=open(logs / "scheduler.log", "wb"))]
         wait_for_port(self.port, self.procs[0])
-        # one worker process, three threads: the jobs share its process and environment
-        self.procs.append(subprocess.Popen(worker_command(self.creds, self.address, nthreads=3), cwd=ROOT, env=env,
-                                           stdout=subprocess.DEVNULL, stderr=open(logs / "worker.log", "wb")))
+        # `course dask-worker`, as the README says: one worker process, three threads sharing its environment
+        worker = [sys.executable, "-m", "course.cli", "dask-worker", self.address, "--nthreads", "3",
+                  "--dask-credentials", str(self.creds.folder)]
+        self.procs.append(subprocess.Popen(worker, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                                           stderr=open(logs / "worker.log", "wb")))
         with self.client() as client:
             client.wait_for_workers(1, timeout=120)
             self.worker = next(iter(client.scheduler_info()["workers"]))
@@ -170,6 +172,18 @@ def test_with_the_credentials_the_same_call_reaches_the_worker(cluster):
     with cluster.client() as client:
         assert list(client.run(os.getpid).values())[0] != os.getpid()
     assert asyncio.run(talk_to(cluster.worker, security(cluster.creds.folder, "client")))["type"] == "Worker"
+
+
+def test_credentials_are_refused_where_the_sandbox_shows_them(tmp_path):
+    from course.sandbox import LIBRARY
+
+    with pytest.raises(CredentialsError, match="shows to the students' code"):
+        make_credentials(LIBRARY[0] / "dask-credentials")
+    assert not (LIBRARY[0] / "dask-credentials").exists()
+    creds = make_credentials(tmp_path / "c")
+    creds.key("client").chmod(0o644)
+    with pytest.raises(CredentialsError, match="can be read by other users"):
+        security(creds.folder, "client")
 
 
 def test_course_grade_refuses_tcp(tmp_path):
