@@ -10,7 +10,10 @@ SQLite is never written concurrently.
 Every job is its own failure domain (:func:`run_jobs`): it runs in a process of its own,
 with a deadline for each stage (:data:`STAGES`) and one for the whole submission
 (:func:`submission_deadline`), and a memory cap; an exception, a timeout or a memory
-blow-up gives that student 0 with a reason, and the batch goes on.
+blow-up gives that student 0 with a reason, and the batch goes on. On a Dask cluster
+(:func:`grade_on_worker`, over TLS: ``course.dask_security``) each job has the same process of
+its own, deadlines and cap. An outcome comes back as plain JSON (:meth:`Outcome.to_plain`), never
+a pickle, and is checked on arrival (:meth:`Outcome.from_plain`).
 
 The student's kernel works in a folder of its own, never in nbgrader's output folder;
 nothing the student's code created is ever read back, and what is read back (nbgrader's

@@ -37,7 +37,7 @@ distributed = pytest.importorskip("distributed")
 A = "00_gradient_checking"
 HONEST = {"ada": 18, "cleo": 0, "dev": 12}  # the full solution, the untouched release, a summed loss
 LIMITS = Limits(cell_seconds=20, wall_seconds=120, memory_bytes=2 * 1024 ** 3)
-pytestmark = [pytest.mark.slow, pytest.mark.serial]  # a scheduler and a worker of their own
+# the tests that use the cluster (a scheduler and a worker of their own) are serial; the rest are quick
 CANARY = "COURSE_DASK_CANARY"  # the file a hostile pickle appends its process id to
 
 
@@ -117,6 +117,8 @@ def replace_grading_function() -> str:
     return "replaced"
 
 
+@pytest.mark.serial
+@pytest.mark.slow
 def test_the_credentials_are_private(cluster):
     folder = cluster.creds.folder
     assert oct(folder.stat().st_mode & 0o777) == "0o700"
@@ -128,12 +130,16 @@ def test_the_credentials_are_private(cluster):
         make_credentials(folder)
 
 
+@pytest.mark.serial
+@pytest.mark.slow
 def test_plain_tcp_cannot_connect(cluster):
     with pytest.raises((OSError, TimeoutError)):
         with distributed.Client(f"tcp://127.0.0.1:{cluster.port}", timeout="5s") as client:
             client.run(replace_grading_function)
 
 
+@pytest.mark.serial
+@pytest.mark.slow
 def test_tls_without_a_certificate_is_refused(cluster):
     """A raw TLS handshake that trusts the cluster's CA but shows no certificate: the server refuses it."""
     ctx = ssl.create_default_context(cafile=str(cluster.creds.ca))
@@ -148,6 +154,8 @@ def test_tls_without_a_certificate_is_refused(cluster):
                         raise ConnectionError("closed by the server")
 
 
+@pytest.mark.serial
+@pytest.mark.slow
 def test_a_certificate_of_another_authority_cannot_connect_or_run_code(cluster, tmp_path):
     other = make_credentials(tmp_path / "other")
     with pytest.raises((OSError, TimeoutError)):
@@ -167,6 +175,8 @@ async def talk_to(address: str, sec) -> object:
         comm.abort()
 
 
+@pytest.mark.serial
+@pytest.mark.slow
 def test_with_the_credentials_the_same_call_reaches_the_worker(cluster):
     """The control: the refusals above are the credentials', not a cluster that runs nothing."""
     with cluster.client() as client:
@@ -186,13 +196,26 @@ def test_credentials_are_refused_where_the_sandbox_shows_them(tmp_path):
         security(creds.folder, "client")
 
 
-def test_course_grade_refuses_tcp(tmp_path):
+def course(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "course.cli", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=120)
+
+
+@pytest.mark.slow  # five runs of the command
+def test_the_commands_make_credentials_and_refuse_what_is_not_authenticated(tmp_path):
     with pytest.raises(CredentialsError, match="not authenticated"):
         check_scheduler_address("tcp://127.0.0.1:8786")
-    out = subprocess.run([sys.executable, "-m", "course.cli", "grade", A, "--scheduler", "tcp://127.0.0.1:8786",
-                          "--dask-credentials", str(tmp_path), "--allow-unprotected"],
-                         capture_output=True, text=True, cwd=tmp_path, timeout=120)
-    assert out.returncode == 2 and "refusing to grade on 'tcp://127.0.0.1:8786'" in out.stderr
+    made = course("dask-credentials", str(tmp_path / "c"), cwd=tmp_path)
+    assert made.returncode == 0 and f"--tls-cert {tmp_path / 'c' / 'scheduler.pem'}" in made.stdout
+    again = course("dask-credentials", str(tmp_path / "c"), cwd=tmp_path)
+    assert again.returncode == 2 and "nothing was overwritten" in again.stderr
+    tcp = course("grade", A, "--scheduler", "tcp://127.0.0.1:8786", "--dask-credentials", str(tmp_path / "c"),
+                 "--allow-unprotected", cwd=tmp_path)
+    assert tcp.returncode == 2 and "refusing to grade on 'tcp://127.0.0.1:8786'" in tcp.stderr
+    bare = course("grade", A, "--scheduler", "tls://127.0.0.1:8786", "--allow-unprotected", cwd=tmp_path)
+    assert bare.returncode == 2 and "go together" in bare.stderr
+    worker = course("dask-worker", "tcp://127.0.0.1:8786", "--dask-credentials", str(tmp_path / "c"), cwd=tmp_path)
+    assert worker.returncode == 2 and "not authenticated" in worker.stderr
 
 
 # -- (b) a thread-based worker grades honest students correctly --------------------------------
@@ -219,6 +242,8 @@ def cell_scores(root, students, problems):
     return {r.student_id: {c.grade_id: c.score for c in r.cells} for r in grade.results(root, A, students, problems)}
 
 
+@pytest.mark.serial
+@pytest.mark.slow
 def test_a_thread_based_worker_grades_honest_students_as_local_grading_does(honest_class):
     root, students, problems, local, remote, seconds = honest_class
     print(f"\n{len(students)} submissions on the TLS cluster (one worker, three threads) in {seconds:.1f} s")
@@ -278,6 +303,8 @@ HOSTILE = {"mallory-object": (reply_object, "could not be fetched"),
            "mallory-other": (reply_other_student, "another student")}
 
 
+@pytest.mark.serial
+@pytest.mark.slow
 def test_a_hostile_worker_reply_gives_a_reason_and_runs_nothing_here(cluster, monkeypatch):
     import course.jobs
 
