@@ -18,7 +18,7 @@ from nbgrader.api import Gradebook, MissingEntry
 
 from course.build import build_release, source_notebook
 from course.nbgrader_plugins import plain_error, printable
-from course.jobs import REVIEW_FILE, make_job, merge, run_jobs
+from course.jobs import REVIEW_FILE, Outcome, make_job, merge, run_jobs
 from course.sandbox import Limits
 from course.nbgrader_run import run_nbgrader
 from course.notebooks import (NotebookError, exercise_of, grade_cells, grade_id, is_grade, is_solution,
@@ -180,7 +180,12 @@ def autograde(root: Path, assignment: str, students: list[str], *, workers: int 
         print(f"Grading the other {len(students) - len(problems)}.", flush=True)
     jobs = [make_job(root, assignment, sid, trusted=trusted) for sid in students if sid not in problems]
     for outcome in run_jobs(jobs, workers=workers, scheduler=scheduler, progress=progress, limits=limits):
-        merge(root, assignment, outcome)
+        try:
+            merge(root, assignment, outcome)
+        except Exception as exc:  # it names cells this gradebook lacks (a worker's reply): this student only
+            outcome = Outcome(outcome.student, False, problem=f"not graded: its result could not be recorded "
+                                                              f"({type(exc).__name__}: {exc})"[:400])
+            merge(root, assignment, outcome)
         if not outcome.ok:
             problems[outcome.student] = outcome.problem
     with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:

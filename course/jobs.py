@@ -163,8 +163,8 @@ def _bool(value: object) -> bool:
 
 
 def _number(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise TypeError(f"{str(value)[:40]!r} is not a number")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or abs(value) > 1e300 or not math.isfinite(value):
+        raise TypeError(f"{str(value)[:40]!r} is not a number")  # (an int past a float's range compares fine)
     return float(value)
 
 
@@ -200,7 +200,7 @@ def _files(value: object) -> dict[str, bytes]:
     folders = {str(parent) for rel in files for parent in Path(rel).parents}
     for rel in files:
         parts = Path(rel).parts
-        if (not parts or Path(rel).is_absolute() or ".." in parts or "\0" in rel or rel in folders
+        if (not parts or Path(rel).is_absolute() or ".." in parts or "\0" in rel or str(Path(rel)) in folders
                 or len(parts) > MAX_TREE_DEPTH + 1 or any(len(p.encode()) > 255 for p in parts)):
             raise ValueError(f"a file it cannot be given ({rel[:80]!r})")
     return files

@@ -371,12 +371,16 @@ def test_an_outcome_round_trips_as_plain_data():
     (plain(grades={"g": "18"}), "grades is not valid"),
     (plain(grades={"g": True}), "grades is not valid"),
     (plain(grades=[18]), "grades is not valid"),
+    (plain(grades={"g": 10 ** 400}), "grades is not valid"),                  # past a float's range
+    (plain(seconds=-10 ** 400), "seconds is not valid"),
     (json.dumps({**good(), "grades": {"g": float("nan")}}).encode(), "not JSON"),
     (json.dumps({**good(), "grades": {"g": float("inf")}}).encode(), "not JSON"),
     (plain(timestamp="yesterday"), "timestamp is not valid"),
     (plain(autograded={"../../gradebook.db": "AAAA"}), "autograded is not valid"),
     (plain(autograded={"/etc/passwd": "AAAA"}), "autograded is not valid"),
     (plain(autograded={"a": "AAAA", "a/b": "AAAA"}), "autograded is not valid"),  # a file where a folder goes
+    (plain(autograded={"a/": "AAAA", "a/b": "AAAA"}), "autograded is not valid"),
+    (plain(autograded={".": "AAAA"}), "autograded is not valid"),
     (plain(feedback={"x.html": "not base64!"}), "feedback is not valid"),
     (plain(feedback={"x.html": 5}), "feedback is not valid"),
     (plain(peak_rss=-1), "peak_rss is not valid"),
@@ -391,3 +395,17 @@ def test_hostile_plain_replies_are_refused(data, reason):
 def test_an_oversized_reply_is_refused():
     with pytest.raises(ValueError, match="larger than"):
         Outcome.from_plain(b" " * (MAX_OUTCOME_BYTES + 1), "bob")
+
+
+@pytest.mark.slow  # builds the release
+def test_an_outcome_naming_cells_the_gradebook_lacks_sets_that_student_aside(released_course, monkeypatch):
+    """Well-typed but not of this assignment (a hostile worker's reply): a reason, and the batch goes on."""
+    root = released_course
+    grade.collect_folder(root, A, root / "examples" / "class_00")
+    forged = {"ada": Outcome("ada", True, grades={"not-a-cell": 18.0}, notebook=A, autograded={f"{A}.ipynb": b"{}"}),
+              "finn": Outcome("finn", False, problem="not graded: stand-in for an honest failure")}
+    monkeypatch.setattr(grade, "run_jobs", lambda jobs, **kw: iter(forged[j.student] for j in jobs))
+    problems = grade.autograde(root, A, ["ada", "finn"], progress=False)
+    assert "could not be recorded" in problems["ada"] and "stand-in" in problems["finn"]
+    assert {r.student_id: r.score for r in grade.results(root, A, ["ada", "finn"], problems)} == {"ada": 0, "finn": 0}
+    assert not (root / "autograded" / "ada" / A).exists()
