@@ -80,7 +80,8 @@ class Cluster:
                                            stderr=open(logs / "worker.log", "wb")))
         with self.client() as client:
             client.wait_for_workers(1, timeout=120)
-            self.worker = next(iter(client.scheduler_info()["workers"]))
+            self.worker, info = next(iter(client.scheduler_info()["workers"].items()))
+            self.nanny = info["nanny"]  # the worker's supervisor: it can start and stop workers
 
     def cluster(self) -> DaskCluster:
         return DaskCluster(self.address, self.creds.folder)
@@ -144,7 +145,7 @@ def test_tls_without_a_certificate_is_refused(cluster):
     """A raw TLS handshake that trusts the cluster's CA but shows no certificate: the server refuses it."""
     ctx = ssl.create_default_context(cafile=str(cluster.creds.ca))
     ctx.check_hostname = False
-    for address in (f"tls://127.0.0.1:{cluster.port}", cluster.worker):
+    for address in (f"tls://127.0.0.1:{cluster.port}", cluster.worker, cluster.nanny):
         host, port = address.removeprefix("tls://").rsplit(":", 1)
         with socket.create_connection((host, int(port)), timeout=10) as raw:
             with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
@@ -161,8 +162,9 @@ def test_a_certificate_of_another_authority_cannot_connect_or_run_code(cluster, 
     with pytest.raises((OSError, TimeoutError)):
         with distributed.Client(cluster.address, security=security(other.folder, "client"), timeout="5s") as client:
             client.run(replace_grading_function)
-    with pytest.raises((OSError, TimeoutError)):  # nor straight to the worker, past the scheduler
-        asyncio.run(talk_to(cluster.worker, security(other.folder, "client")))
+    for address in (cluster.worker, cluster.nanny):  # nor straight to the worker or its nanny, past the scheduler
+        with pytest.raises((OSError, TimeoutError)):
+            asyncio.run(talk_to(address, security(other.folder, "client")))
 
 
 async def talk_to(address: str, sec) -> object:
