@@ -56,6 +56,19 @@ def _cmd_grade(args: argparse.Namespace) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         print(describe_protections(), file=sys.stderr)
+    args.cluster = None
+    if args.scheduler or args.dask_credentials:
+        from course.dask_security import CredentialsError, DaskCluster, check_scheduler_address, load_credentials
+        try:
+            if not (args.scheduler and args.dask_credentials):
+                raise CredentialsError("--scheduler and --dask-credentials go together: the cluster accepts only "
+                                       "clients with its certificate (`course dask-credentials --help`)")
+            check_scheduler_address(args.scheduler)
+            load_credentials(Path(args.dask_credentials), "client")
+        except CredentialsError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        args.cluster = DaskCluster(args.scheduler, Path(args.dask_credentials))
     root = course_root()
     if args.all == bool(args.assignment):
         print("error: name one ASSIGNMENT, or --all for every assignment that has submissions", file=sys.stderr)
@@ -169,7 +182,7 @@ def _grade_one(root: Path, assignment: str, students: list[str], args: argparse.
     from course.sandbox import describe_protections
 
     print(f"Autograding {len(students)} submission(s) of {assignment} with nbgrader ...", flush=True)
-    problems = grade.autograde(root, assignment, students, workers=args.workers, scheduler=args.scheduler,
+    problems = grade.autograde(root, assignment, students, workers=args.workers, scheduler=args.cluster,
                                limits=limits, trusted=not args.no_trusted_rerun)
     csv = grade.feedback_and_export(root, assignment)
     res = grade.results(root, assignment, students, problems)
@@ -180,6 +193,45 @@ def _grade_one(root: Path, assignment: str, students: list[str], args: argparse.
     print(f"\nFeedback (HTML, one per student): feedback/<student>/{assignment}/")
     print(f"Grades CSV: {csv.relative_to(root)}   Report: grade_report_{assignment}.txt   "
           f"What the class got wrong: `course report {assignment}`")
+
+
+def _cmd_dask_credentials(args: argparse.Namespace) -> int:
+    from course.dask_security import CredentialsError, make_credentials
+
+    folder = Path(args.folder)
+    try:
+        creds = make_credentials(folder, days=args.days)
+    except CredentialsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(textwrap.dedent(f"""\
+        Credentials of a new grading cluster in {folder}/ (folder 0700, files 0600; valid {args.days} days):
+          ca.pem (the cluster's own authority; its key was not kept), scheduler.pem, worker.pem, client.pem
+          and their -key.pem files. Anyone who can read a key can run code on the cluster: copy the folder
+          only to the cluster's machines (scp -rp), readable by the user who runs Dask there.
+        Start the scheduler (no dashboard: it is not authenticated):
+          dask scheduler --protocol tls --host HOST --port 8786 --no-dashboard {' '.join(creds.tls_options('scheduler'))}
+        Start a worker on each grading machine (one process, N jobs at a time, each in a process of its own):
+          course dask-worker tls://HOST:8786 --dask-credentials {folder} --nthreads N
+        Grade:
+          course grade ASSIGNMENT --scheduler tls://HOST:8786 --dask-credentials {folder}"""))
+    return 0
+
+
+def _cmd_dask_worker(args: argparse.Namespace) -> int:
+    from course.dask_security import WORKER_ENV, CredentialsError, load_credentials, worker_command
+
+    if args.nthreads < 1:
+        print("error: --nthreads must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        command = worker_command(load_credentials(Path(args.dask_credentials), "worker"), args.scheduler,
+                                 args.nthreads)
+    except CredentialsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    sys.stdout.flush()
+    os.execve(command[0], command, {**os.environ, **WORKER_ENV})  # becomes the worker: signals reach it directly
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -284,7 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
                              course grade 00_gradient_checking --submissions examples/class_00
                              course grade 00_gradient_checking --zip lms_download.zip
                              course grade 00_gradient_checking --workers 8
-                             course grade 00_gradient_checking --scheduler tcp://127.0.0.1:8786
+                             course grade 00_gradient_checking --scheduler tls://10.0.0.5:8786 --dask-credentials ~/dask
                              course grade --all --submissions examples/class        # every assignment found
                            A folder holds <student>/<assignment>/<notebook>.ipynb (or <student>/<notebook>.ipynb);
                            a zip holds notebooks named <student>_<notebook>.ipynb, or a student's own zip <student>_<notebook>.zip.
@@ -320,7 +372,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="grade only the students on this roster (a CSV with an 'id' column, as `nbgrader db "
                         "student import` reads, or one id per line); anyone else is set aside with the reason")
     p.add_argument("--scheduler", metavar="ADDRESS",
-                   help="grade on a Dask cluster instead, e.g. tcp://10.0.0.5:8786 (workers need the course installed)")
+                   help="grade on a Dask cluster instead, e.g. tls://10.0.0.5:8786, started with the credentials of "
+                        "`course dask-credentials` (workers: `course dask-worker`, with the course installed); "
+                        "tcp:// is refused: anyone who reaches it can run code as the workers")
+    p.add_argument("--dask-credentials", metavar="DIR",
+                   help="the folder of `course dask-credentials` (its client.pem, client-key.pem and ca.pem)")
     p.set_defaults(func=_cmd_grade)
 
     exchange_help = "the exchange folder (default: Exchange.root in nbgrader_config.py)"
@@ -358,6 +414,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--exchange", metavar="DIR", help=exchange_help)
     p.add_argument("--course-id", metavar="ID", help="the course id (default: CourseDirectory.course_id)")
     p.set_defaults(func=_cmd_release_feedback)
+
+    p = sub.add_parser("dask-credentials", help="make the TLS credentials of a Dask grading cluster",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Make a private certificate authority and a certificate and key for the Dask "
+                                   "scheduler, the workers and `course grade`, in DIR (created mode 0700, files "
+                                   "0600; nothing is overwritten). The authority's key is not kept, so no one can "
+                                   "make another certificate for this cluster. Every connection of the cluster is "
+                                   "then TLS, and both ends must show one of these certificates: a user without the "
+                                   "files can neither connect nor run code on the workers. Prints the commands "
+                                   "that start the scheduler and the workers with them.",
+                       epilog=textwrap.dedent("""\
+                           example:
+                             course dask-credentials ~/dask
+                             dask scheduler --protocol tls --host 10.0.0.5 --port 8786 --no-dashboard \\
+                               --tls-ca-file ~/dask/ca.pem --tls-cert ~/dask/scheduler.pem --tls-key ~/dask/scheduler-key.pem
+                             course dask-worker tls://10.0.0.5:8786 --dask-credentials ~/dask --nthreads 4
+                             course grade 00_gradient_checking --scheduler tls://10.0.0.5:8786 --dask-credentials ~/dask
+                           """))
+    p.add_argument("folder", metavar="DIR", help="where to write them (a new or empty folder)")
+    p.add_argument("--days", type=int, default=365, metavar="N", help="days the certificates are valid (default 365)")
+    p.set_defaults(func=_cmd_dask_credentials)
+
+    p = sub.add_parser("dask-worker", help="start a Dask grading worker on this machine (TLS)",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Run `dask worker` for `course grade --scheduler`: TLS with the worker's "
+                                   "certificate of `course dask-credentials`, no dashboard, one worker process whose "
+                                   "N threads each grade one submission at a time, every submission in a process of "
+                                   "its own with the same sandbox, deadlines and memory cap as local grading.",
+                       epilog="example:\n  course dask-worker tls://10.0.0.5:8786 --dask-credentials ~/dask "
+                              "--nthreads 4")
+    p.add_argument("scheduler", metavar="ADDRESS", help="the scheduler, tls://HOST:PORT")
+    p.add_argument("--dask-credentials", metavar="DIR", required=True,
+                   help="the folder of `course dask-credentials` (its worker.pem, worker-key.pem and ca.pem)")
+    p.add_argument("--nthreads", type=int, default=os.cpu_count() or 1, metavar="N",
+                   help="submissions graded at a time (default: one per core)")
+    p.set_defaults(func=_cmd_dask_worker)
 
     p = sub.add_parser("report", help="what the class got wrong: scores, exercises, most common mistakes (HTML)",
                        formatter_class=argparse.RawDescriptionHelpFormatter,

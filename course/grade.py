@@ -17,7 +17,7 @@ from nbgrader.api import Gradebook, MissingEntry
 
 from course.build import build_release, source_notebook
 from course.nbgrader_plugins import plain_error, printable
-from course.jobs import REVIEW_FILE, make_job, merge, run_jobs
+from course.jobs import REVIEW_FILE, Outcome, make_job, merge, run_jobs
 from course.sandbox import Limits
 from course.spreadsheet import neutralize
 from course.nbgrader_run import run_nbgrader
@@ -119,7 +119,7 @@ def _which_assignment(root: Path, ids: set[str]) -> str:
 
 
 def autograde(root: Path, assignment: str, students: list[str], *, workers: int = 1,
-              scheduler: str | None = None, progress: bool = True, limits: Limits | None = None,
+              scheduler=None, progress: bool = True, limits: Limits | None = None,
               trusted: bool = True) -> dict[str, str]:
     """Validate, then autograde the given students with nbgrader; returns problems by student id.
 
@@ -141,7 +141,12 @@ def autograde(root: Path, assignment: str, students: list[str], *, workers: int 
         print(f"Grading the other {len(students) - len(problems)}.", flush=True)
     jobs = [make_job(root, assignment, sid, trusted=trusted) for sid in students if sid not in problems]
     for outcome in run_jobs(jobs, workers=workers, scheduler=scheduler, progress=progress, limits=limits):
-        merge(root, assignment, outcome)
+        try:
+            merge(root, assignment, outcome)
+        except Exception as exc:  # it names cells this gradebook lacks (a worker's reply): this student only
+            outcome = Outcome(outcome.student, False, problem=f"not graded: its result could not be recorded "
+                                                              f"({type(exc).__name__}: {exc})"[:400])
+            merge(root, assignment, outcome)
         if not outcome.ok:
             problems[outcome.student] = outcome.problem
     with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:

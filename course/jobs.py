@@ -12,7 +12,10 @@ with a deadline for each stage (:data:`STAGES`) and one for the whole submission
 (:func:`submission_deadline`), and a memory cap; an exception, a timeout or a memory
 blow-up gives that student 0 with a reason, and the batch goes on. All the processes of a job
 share one control group (``course.cgroups``: memory, processes and CPU share counted together),
-and its scratch folder is a file system of its own, of a fixed size (``course.scratch``).
+and its scratch folder is a file system of its own, of a fixed size (``course.scratch``). On a Dask
+cluster (:func:`grade_on_worker`, over TLS: ``course.dask_security``) each job has the same process of
+its own, deadlines and cap. An outcome comes back as plain JSON (:meth:`Outcome.to_plain`), never
+a pickle, and is checked on arrival (:meth:`Outcome.from_plain`).
 
 The student's kernel works in a folder of its own, never in nbgrader's output folder;
 nothing the student's code created is ever read back, and what is read back (nbgrader's
@@ -21,11 +24,13 @@ own output) is read with ``O_NOFOLLOW``, regular files only, sizes capped (:func
 
 from __future__ import annotations
 
+import base64
+import binascii
 import errno
 import itertools
 import json
+import math
 import os
-import pickle
 import shutil
 import signal
 import stat
@@ -95,6 +100,125 @@ class Outcome:
     overridden: list[str] = field(default_factory=list)    # cells the kernel passed and the trusted run failed
     copies: list[str] = field(default_factory=list)         # exercises that copy the library's reference
     peak_rss: int = 0                                       # the worker's peak resident memory (bytes)
+
+    def to_plain(self) -> bytes:
+        """This outcome as JSON (files as base64): what a grading process or a Dask worker sends back."""
+        plain = {name: getattr(self, name) for name in _PLAIN_FIELDS}
+        for name in ("autograded", "feedback"):
+            plain[name] = {rel: base64.b64encode(data).decode("ascii") for rel, data in plain[name].items()}
+        return json.dumps(plain, allow_nan=False, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_plain(cls, data: object, student: str) -> Outcome:
+        """Read what :meth:`to_plain` wrote, for ``student``; :class:`ValueError` for anything else.
+
+        The sender is a process that ran the student's notebook (or a machine of the cluster), so
+        nothing is trusted: bytes only, at most :data:`MAX_OUTCOME_BYTES`, JSON only (no pickle,
+        no NaN), every field of its type, the student the job was for, file paths that stay in
+        their folder. Never runs code and never raises anything but ``ValueError``.
+        """
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise ValueError(f"a {type(data).__name__} instead of bytes")
+        if len(data) > MAX_OUTCOME_BYTES:
+            raise ValueError(f"larger than {MAX_OUTCOME_BYTES // 1024 ** 2} MiB")
+        try:
+            plain = json.loads(bytes(data), parse_constant=_no_constant)
+        except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+            raise ValueError(f"not JSON ({type(exc).__name__})") from None
+        if not isinstance(plain, dict) or not set(plain) <= set(_PLAIN_FIELDS) or "student" not in plain:
+            raise ValueError("not an outcome")
+        if plain["student"] != student:
+            raise ValueError(f"an outcome for another student ({str(plain['student'])[:80]!r})")
+        values = {}
+        for name, check in _PLAIN_FIELDS.items():
+            if name in plain:
+                try:
+                    values[name] = check(plain[name])
+                except (TypeError, ValueError, binascii.Error) as exc:
+                    raise ValueError(f"its {name} is not valid ({exc})"[:300]) from None
+        return cls(**values)
+
+
+# -- outcomes as plain data -------------------------------------------------------------------
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a number")
+
+
+def _str(value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"a {type(value).__name__}, not a string")
+    return value
+
+
+def _opt_str(value: object) -> str | None:
+    return None if value is None else _str(value)
+
+
+def _timestamp(value: object) -> str | None:
+    from datetime import datetime
+
+    if value is not None:
+        datetime.fromisoformat(_str(value))  # merge() parses it: a bad one must fail here, not there
+    return value
+
+
+def _bool(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"a {type(value).__name__}, not true or false")
+    return value
+
+
+def _number(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or abs(value) > 1e300 or not math.isfinite(value):
+        raise TypeError(f"{str(value)[:40]!r} is not a number")  # (an int past a float's range compares fine)
+    return float(value)
+
+
+def _opt_number(value: object) -> float | None:
+    return None if value is None else _number(value)
+
+
+def _count(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise TypeError(f"{str(value)[:40]!r} is not a count")
+    return value
+
+
+def _mapping(check):
+    def read(value: object) -> dict:
+        if not isinstance(value, dict):
+            raise TypeError(f"a {type(value).__name__}, not a mapping")
+        return {_str(k): check(v) for k, v in value.items()}
+    return read
+
+
+def _strings(value: object) -> list[str]:
+    if not isinstance(value, list):
+        raise TypeError(f"a {type(value).__name__}, not a list")
+    return [_str(v) for v in value]
+
+
+def _files(value: object) -> dict[str, bytes]:
+    """Files by relative path, as :func:`write_tree` can write them (nothing outside, no file in a file)."""
+    files = _mapping(lambda v: base64.b64decode(_str(v), validate=True))(value)
+    if len(files) > 2 * MAX_TREE_FILES:
+        raise ValueError(f"more than {2 * MAX_TREE_FILES} files")
+    folders = {str(parent) for rel in files for parent in Path(rel).parents}
+    for rel in files:
+        parts = Path(rel).parts
+        if (not parts or Path(rel).is_absolute() or ".." in parts or "\0" in rel or str(Path(rel)) in folders
+                or len(parts) > MAX_TREE_DEPTH + 1 or any(len(p.encode()) > 255 for p in parts)):
+            raise ValueError(f"a file it cannot be given ({rel[:80]!r})")
+    return files
+
+
+_PLAIN_FIELDS = {
+    "student": _str, "ok": _bool, "problem": _str, "timestamp": _timestamp,
+    "grades": _mapping(_opt_number), "comments": _mapping(_opt_str), "notebook": _str,
+    "autograded": _files, "feedback": _files, "seconds": _number, "log": _str,
+    "trusted": _mapping(_str), "overridden": _strings, "copies": _strings, "peak_rss": _count,
+}
 
 
 # -- files ------------------------------------------------------------------------------------
@@ -281,7 +405,8 @@ def run_job(job: Job, limits: Limits | None = None, scratch: Path | None = None,
             mounted = True
             (scratch / "tmp").mkdir(mode=0o700)
             tempfile.tempdir = str(scratch / "tmp")  # the trusted re-run's folder (one job per process here)
-        with quiet_nbgrader(), _sandbox_env(scratch, job, limits):
+        _sandbox_settings(scratch, limits)
+        with quiet_nbgrader():
             outcome = _autograde_in(scratch, job, limits)
     except StageTimeout as exc:
         outcome = Outcome(job.student, False, problem=f"not graded: {exc}")
@@ -317,33 +442,18 @@ def _grader_files(job: Job) -> int:
     return SCRATCH_RESERVE_BYTES + 3 * sizes
 
 
-@contextmanager
-def _sandbox_env(scratch: Path, job: Job, limits: Limits):
-    """Environment read by the sandboxed kernel launcher (and restored afterwards)."""
-    from course.kernel_sandbox import kernel_spec
+def _sandbox_settings(scratch: Path, limits: Limits) -> Path:
+    """The sandboxed kernel's folders and settings file, in this job's scratch (never in ``os.environ``).
+
+    Jobs graded by threads of one process share its environment; a file per job does not.
+    """
+    from course.kernel_sandbox import SETTINGS_FILE, SandboxSettings, write_settings
 
     for folder in (scratch / "ipc", scratch / "runtime", scratch / "work", scratch / "course"):
         folder.mkdir(parents=True)
-    values = {
-        "JUPYTER_PATH": str(kernel_spec(scratch / "jupyter")),
-        "JUPYTER_RUNTIME_DIR": str(scratch / "runtime"),
-        "COURSE_SANDBOX_DIR": str(scratch / "work"),
-        "COURSE_SANDBOX_IPC": str(scratch / "ipc"),
-        "COURSE_SANDBOX_LOG": str(scratch / "kernel.log"),
-        "COURSE_SANDBOX_WALL": str(limits.wall_seconds),
-        "COURSE_SANDBOX_MEMORY": str(limits.memory_bytes),
-        "COURSE_SANDBOX_FILE": str(limits.file_bytes),
-    }
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, old in saved.items():
-            if old is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = old
+    return write_settings(scratch / SETTINGS_FILE, SandboxSettings(
+        work=str(scratch / "work"), ipc=str(scratch / "ipc"), log=str(scratch / "kernel.log"),
+        wall_seconds=limits.wall_seconds, memory_bytes=limits.memory_bytes, file_bytes=limits.file_bytes))
 
 
 def _autograde_in(scratch: Path, job: Job, limits: Limits) -> Outcome:
@@ -351,6 +461,8 @@ def _autograde_in(scratch: Path, job: Job, limits: Limits) -> Outcome:
     from nbgrader.apps import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory
     from traitlets.config.loader import PyFileConfigLoader
+
+    from course.kernel_sandbox import SETTINGS_FILE
 
     course = scratch / "course"
     with deadline(STAGES["setup"], "preparing the scratch course"):
@@ -367,6 +479,8 @@ def _autograde_in(scratch: Path, job: Job, limits: Limits) -> Outcome:
         config.CourseDirectory.root = str(course)
         config.Execute.timeout = int(limits.cell_seconds)
         config.Execute.kernel_name = "course-sandbox"
+        config.Execute.kernel_manager_class = "course.kernel_sandbox.SandboxKernelManager"
+        config.SandboxKernelManager.settings_file = str(scratch / SETTINGS_FILE)
         config.KernelManager.transport = "ipc"
         config.KernelManager.ip = str(scratch / "ipc" / "kernel")
         api = NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
@@ -542,10 +656,10 @@ def _worker(job: Job, limits: Limits, conn, group: cgroups.JobGroup | None = Non
     except BaseException as exc:  # noqa: BLE001 - whatever happens here is this student's problem only
         outcome = Outcome(job.student, False, problem=f"not graded: the grader failed ({type(exc).__name__})")
     outcome.peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    data = pickle.dumps(outcome)
+    data = outcome.to_plain()
     if len(data) > MAX_OUTCOME_BYTES:
-        data = pickle.dumps(Outcome(job.student, False, problem="not graded: its graded notebook and feedback are "
-                                    f"larger than {MAX_OUTCOME_BYTES // 1024 ** 2} MiB", seconds=outcome.seconds))
+        data = Outcome(job.student, False, problem="not graded: its graded notebook and feedback are "
+                       f"larger than {MAX_OUTCOME_BYTES // 1024 ** 2} MiB", seconds=outcome.seconds).to_plain()
     try:
         conn.send_bytes(data)
     finally:
@@ -645,9 +759,11 @@ class _Running:
         """The outcome if this job is over (finished, died, too slow, too big), else None."""
         if self.recv.poll():
             try:
-                outcome = pickle.loads(self.recv.recv_bytes(MAX_OUTCOME_BYTES))
+                outcome = Outcome.from_plain(self.recv.recv_bytes(MAX_OUTCOME_BYTES), self.job.student)
             except (EOFError, OSError):
                 outcome = self.failed("its grading process died (out of memory, or killed)")
+            except ValueError as exc:  # plain data only: nothing its process sent is unpickled
+                outcome = self.failed(f"its grading process sent back no valid result ({exc})")
             outcome = self._out_of_memory(outcome)
             self.stop()
             return outcome
@@ -697,37 +813,97 @@ def run_isolated(jobs: list[Job], workers: int, limits: Limits):
             r.stop()
 
 
-def run_jobs(jobs: list[Job], *, workers: int = 1, scheduler: str | None = None, progress: bool = True,
+def grade_on_worker(job: Job, limits: Limits) -> bytes:
+    """The Dask task: one job in a process of its own (:func:`run_isolated`), its outcome as plain data.
+
+    The worker's threads share one process; each job still gets its own process, deadline,
+    memory cap and settings. It never raises: a Dask task's error reaches the client as a pickle,
+    which ``course grade`` does not read.
+    """
+    import multiprocessing
+
+    try:
+        if multiprocessing.current_process().daemon:
+            outcome = Outcome(job.student, False, problem="not graded: this Dask worker's process is daemonic and "
+                              "may not start the job's own process; start the workers with `course dask-worker`")
+        else:
+            outcomes = run_isolated([job], 1, limits)
+            try:
+                outcome = next(outcomes)
+            finally:
+                outcomes.close()
+    except BaseException as exc:  # noqa: BLE001 - this student's problem only
+        outcome = Outcome(job.student, False, problem=f"not graded: the Dask worker failed ({type(exc).__name__})")
+    data = outcome.to_plain()
+    if len(data) > MAX_OUTCOME_BYTES:  # run_isolated caps what it reads back; this is the worker's own failure
+        data = Outcome(job.student, False, problem="not graded: its outcome is too large").to_plain()
+    return data
+
+
+def _run_on_dask(jobs: list[Job], cluster, limits: Limits):
+    """Yield each job's outcome from the TLS cluster ``cluster`` (:class:`course.dask_security.DaskCluster`).
+
+    Only bytes come back, read with Dask's msgpack deserializer, through the scheduler (no
+    worker connects to this process), while distributed's unpickler loads no class
+    (:func:`course.dask_security.no_unpickling`); each reply is checked by :meth:`Outcome.from_plain`.
+    If no job finishes for a submission's whole deadline (and two minutes more), the cluster is
+    taken to be stuck, and the students left get a reason.
+    """
+    from distributed import Client, wait
+
+    from course.dask_security import no_unpickling
+
+    idle = submission_deadline(limits) + 120
+    with no_unpickling(), Client(cluster.checked_address(), security=cluster.security(), timeout="30s",
+                                 deserializers=["msgpack"], direct_to_workers=False) as client:
+        futures = client.map(grade_on_worker, jobs, limits=limits, pure=False,
+                             key=[f"grade-{j.student}" for j in jobs])
+        students = {f.key: j.student for f, j in zip(futures, jobs)}
+        pending = set(futures)
+        while pending:
+            try:
+                done, pending = wait(pending, timeout=idle, return_when="FIRST_COMPLETED")
+            except TimeoutError:  # distributed raises the builtin one (asyncio.TimeoutError)
+                for future in pending:
+                    yield Outcome(students[future.key], False, problem=f"not graded: the Dask cluster finished no "
+                                  f"submission for {idle:g} s (are its workers running?)")
+                return
+            for future in done:
+                student = students[future.key]
+                if future.status != "finished":  # its error is a pickle from the worker: not read
+                    yield Outcome(student, False, problem=f"not graded: its Dask task ended with status "
+                                                          f"{future.status!r} on the cluster")
+                    continue
+                try:
+                    yield Outcome.from_plain(future.result(), student)
+                except ValueError as exc:
+                    yield Outcome(student, False, problem=f"not graded: the Dask worker sent back no valid "
+                                                          f"result ({exc})"[:400])
+                except Exception as exc:  # the result could not be fetched or decoded by msgpack
+                    yield Outcome(student, False, problem=f"not graded: its result could not be fetched from the "
+                                                          f"cluster ({type(exc).__name__}: {exc})"[:400])
+
+
+def run_jobs(jobs: list[Job], *, workers: int = 1, scheduler=None, progress: bool = True,
              limits: Limits | None = None):
     """Yield the outcome of every job as it finishes: in ``workers`` local processes, or on Dask.
 
     Locally every job has a process of its own, a deadline and a memory cap (see :class:`_Running`).
-    ``scheduler`` is a Dask scheduler address (``tcp://host:8786``); its workers need this course's
-    packages installed; a job whose task fails there gets a reason like any other. Progress (with
-    an ETA) is shown with tqdm.
+    ``scheduler`` is a :class:`course.dask_security.DaskCluster`: a ``tls://`` address and the
+    credentials of ``course dask-credentials``; its workers (``course dask-worker``) need this
+    course's packages installed, and grade each job in a process of its own too. A job whose task
+    fails there gets a reason like any other. Progress (with an ETA) is shown with tqdm.
     """
     from tqdm.auto import tqdm
 
     limits = limits or Limits()
+    if scheduler is not None and not hasattr(scheduler, "security"):
+        raise TypeError("scheduler must be a course.dask_security.DaskCluster (a tls:// address and credentials)")
     bar = tqdm(total=len(jobs), desc="autograde", unit="submission", disable=not progress or not jobs)
     try:
-        if scheduler:
-            from distributed import Client, as_completed
-
-            with Client(scheduler, timeout="30s") as client:
-                futures = client.map(run_job, jobs, limits=limits, pure=False,
-                                     key=[f"grade-{j.student}" for j in jobs])
-                students = {f.key: j.student for f, j in zip(futures, jobs)}
-                for future in as_completed(futures):
-                    bar.update()
-                    try:
-                        yield future.result()
-                    except Exception as exc:
-                        yield Outcome(students[future.key], False,
-                                      problem=f"not graded: its Dask task failed ({type(exc).__name__}: {exc})"[:400])
-        else:
-            for outcome in run_isolated(jobs, workers, limits):
-                bar.update()
-                yield outcome
+        outcomes = _run_on_dask(jobs, scheduler, limits) if scheduler else run_isolated(jobs, workers, limits)
+        for outcome in outcomes:
+            bar.update()
+            yield outcome
     finally:
         bar.close()

@@ -1,16 +1,17 @@
 """A Jupyter kernel launcher that runs ipykernel inside the grading sandbox.
 
 nbgrader (trusted, outside) talks to the kernel (the student's code, inside) over IPC
-sockets, so the kernel needs no network at all. Settings come from the environment that
-:func:`course.jobs.run_job` prepares:
-``COURSE_SANDBOX_DIR`` (the kernel's working folder: never nbgrader's output folder),
-``COURSE_SANDBOX_IPC`` (the kernel's private folder: a copy of its connection file and its sockets),
-``COURSE_SANDBOX_LOG`` (where the kernel process's own messages go, outside the sandbox),
-``COURSE_SANDBOX_WALL`` (seconds the kernel may live), ``COURSE_SANDBOX_MEMORY`` (bytes),
-``COURSE_SANDBOX_FILE`` (largest file it may write, bytes).
+sockets, so the kernel needs no network at all. Its settings come from a file of the job's own
+scratch folder, named on its command line (``--settings``), never from the environment: jobs
+graded by threads of one process (a Dask worker) would overwrite each other's. nbgrader finds
+this launcher through :class:`SandboxKernelManager` (``Execute.kernel_manager_class``), which is
+configured per job, not through ``JUPYTER_PATH``. The settings (:class:`SandboxSettings`):
+the kernel's working folder (never nbgrader's output folder), its private folder (a copy of its
+connection file and its sockets), where the kernel process's own messages go (outside the
+sandbox), and its limits: seconds the kernel may live, memory, largest file it may write.
 
-jupyter_client writes the connection file in a shared folder (``/tmp``); the kernel gets a copy
-in its private folder instead, so it sees neither ``/tmp`` nor any other kernel's key.
+jupyter_client writes the connection file in the job's scratch folder; the kernel gets a copy
+in its private folder instead, so it sees neither that folder nor any other kernel's key.
 """
 
 from __future__ import annotations
@@ -20,19 +21,70 @@ import os
 import signal
 import subprocess
 import sys
+from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from jupyter_client import AsyncKernelManager
+from jupyter_client.kernelspec import KernelSpec
+from traitlets import Unicode
 
 from course import sandbox
 
+SETTINGS_FILE = "sandbox.json"  # in the job's scratch folder
 
-def kernel_spec(folder: Path) -> Path:
-    """Write the ``course-sandbox`` kernelspec under ``folder/kernels`` (for ``JUPYTER_PATH``)."""
-    spec = folder / "kernels" / "course-sandbox"
-    spec.mkdir(parents=True, exist_ok=True)
-    (spec / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "course.kernel_sandbox", "-f", "{connection_file}"],
-        "display_name": "Python 3 (grading sandbox)", "language": "python"}))
-    return folder
+
+@dataclass(frozen=True)
+class SandboxSettings:
+    work: str           # the kernel's working folder
+    ipc: str            # its private folder: connection file copy and sockets
+    log: str            # the launcher's own messages (outside the sandbox)
+    wall_seconds: float
+    memory_bytes: int
+    file_bytes: int
+
+    def limits(self) -> sandbox.Limits:
+        return sandbox.Limits(wall_seconds=self.wall_seconds, memory_bytes=self.memory_bytes,
+                              file_bytes=self.file_bytes)
+
+
+def write_settings(path: Path, settings: SandboxSettings) -> Path:
+    """The settings file of one job (created fresh; only the grader's own processes read it)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump(asdict(settings), out)
+    return path
+
+
+def read_settings(path: Path) -> SandboxSettings:
+    values = json.loads(Path(path).read_text())
+    return SandboxSettings(work=str(values["work"]), ipc=str(values["ipc"]), log=str(values["log"]),
+                           wall_seconds=float(values["wall_seconds"]), memory_bytes=int(values["memory_bytes"]),
+                           file_bytes=int(values["file_bytes"]))
+
+
+def launcher_argv(settings_file: Path) -> list[str]:
+    return [sys.executable, "-m", "course.kernel_sandbox", "--settings", str(settings_file), "-f", "{connection_file}"]
+
+
+class SandboxKernelManager(AsyncKernelManager):
+    """nbgrader's kernel manager for one job: this launcher with the job's settings file, whatever JUPYTER_PATH says."""
+
+    settings_file = Unicode("", config=True, help="the job's settings file (see SandboxSettings)")
+
+    @property
+    def kernel_spec(self) -> KernelSpec:
+        if not self.settings_file:
+            raise RuntimeError("SandboxKernelManager.settings_file is not configured")
+        if self._kernel_spec is None:
+            self._kernel_spec = KernelSpec(argv=launcher_argv(Path(self.settings_file)), language="python",
+                                           display_name="Python 3 (grading sandbox)")
+        return self._kernel_spec
+
+    def write_connection_file(self, **kwargs) -> None:
+        if not self.connection_file:  # in the job's scratch folder, not the machine's shared /tmp
+            runtime = Path(self.settings_file).parent / "runtime"
+            self.connection_file = str(runtime / f"kernel-{self.kernel_id or os.getpid()}.json")
+        super().write_connection_file(**kwargs)
 
 
 def private_connection_file(conn: Path, ipc: Path) -> Path:
@@ -47,13 +99,10 @@ def private_connection_file(conn: Path, ipc: Path) -> Path:
 
 def main(argv: list[str]) -> int:
     conn = Path(argv[argv.index("-f") + 1])
-    work = Path(os.environ["COURSE_SANDBOX_DIR"])
-    ipc = Path(os.environ["COURSE_SANDBOX_IPC"])
-    limits = sandbox.Limits(wall_seconds=float(os.environ.get("COURSE_SANDBOX_WALL", "600")),
-                            memory_bytes=int(os.environ.get("COURSE_SANDBOX_MEMORY", str(3 * 1024 ** 3))),
-                            file_bytes=int(os.environ.get("COURSE_SANDBOX_FILE", str(1024 ** 3))))
+    settings = read_settings(Path(argv[argv.index("--settings") + 1]))
+    work, ipc, limits = Path(settings.work), Path(settings.ipc), settings.limits()
     private = private_connection_file(conn, ipc)
-    log = open(os.environ.get("COURSE_SANDBOX_LOG", os.devnull), "ab")  # outside the sandbox's folders
+    log = open(settings.log, "ab")  # outside the sandbox's folders
     # the environment is reduced to an allow-list by sandbox.popen; JPY_PARENT_PID never reaches the kernel
     # (inside its own PID namespace it cannot see its parent and would quit)
     proc = sandbox.popen([sys.executable, "-m", "ipykernel_launcher", "-f", str(private)], writable=work,

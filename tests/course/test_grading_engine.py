@@ -48,14 +48,10 @@ def test_skipping_experiments_changes_no_grade(released_course):
         assert fast.ok and full.ok and fast.grades == full.grades, student
 
 
-@pytest.mark.serial  # a cluster of two worker processes
-def test_grading_on_a_local_dask_cluster(released_course):
-    distributed = pytest.importorskip("distributed")
+def test_grading_on_dask_needs_an_authenticated_cluster(released_course):
+    """A bare address (the old ``tcp://`` route, open to any local user) is refused before any job is sent;
+    grading on a TLS cluster, with the same grades as here, is tests/grading/test_dask_security.py's."""
     root = released_course
     students = grade.collect_folder(root, A, root / "examples" / "class_00").students
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                  dashboard_address=None) as cluster:
-        problems = grade.autograde(root, A, students, scheduler=cluster.scheduler_address, progress=False)
-    result = {sid: sum(s) for sid, s in scores(root, students, problems).items()}
-    assert result == {"ada": 18, "ben": 9, "cleo": 0, "dev": 12, "eve": 0, "finn": 18}
-    assert "not a valid notebook" in problems["eve"]
+    with pytest.raises(TypeError, match="tls:// address and credentials"):
+        grade.autograde(root, A, students, scheduler="tcp://127.0.0.1:8786", progress=False)
