@@ -13,7 +13,8 @@ nbgrader's formgrader itself, then:
    :func:`path_segment`; the submission page's nbconvert templates escape ``resources`` and cell names;
 2. ``formgrader_static/formgrader_safety.js``, loaded after nbgrader's scripts, shows the failure dialogs'
    messages and a missing notebook's name as text (nbgrader's JavaScript inserts those two as HTML);
-3. every formgrader response carries a Content-Security-Policy: scripts only from nbgrader's and the
+3. nbgrader's API answers are served as ``text/plain`` (not ``text/html``: opened as a page, an id in
+   them was markup), and every formgrader response carries a Content-Security-Policy: scripts only from nbgrader's and the
    course's static folders, inline scripts only with this response's nonce, inline event handlers only
    those of nbgrader's templates (by hash). An element injected despite 1 and 2 runs nothing, and a script a
    student handed in (``/files/submitted/...``) is not loaded.
@@ -101,6 +102,21 @@ def _loader(search_path: str, rewrite: Callable[[str], str]):
     return RewritingLoader(search_path)
 
 
+def page_environment(templates: Path):
+    """The Jinja environment of the formgrader's pages: autoescaping, nbgrader's templates rewritten."""
+    from jinja2 import Environment
+
+    env = Environment(loader=_loader(str(templates), rewrite_page_template), autoescape=True)
+    env.filters["path_segment"] = path_segment
+    return env
+
+
+def escape_notebook_pages(exporter, templates: Path) -> None:
+    """nbgrader's HTMLExporter for the submission page: its ``formgrade`` templates rewritten."""
+    exporter.extra_loaders = [_loader(str(templates / "formgrade"), rewrite_notebook_template)]
+    exporter.filters = {**exporter.filters, "path_segment": path_segment}
+
+
 def inline_handler_hashes(template_dirs: list[Path]) -> list[str]:
     """CSP hashes of the inline event handlers in nbgrader's templates (``onclick="toggleAllNames()"``)."""
     handlers = set()
@@ -137,7 +153,7 @@ def _check_nbgrader() -> None:
         raise FormgraderSafetyError(
             f"nbgrader {nbgrader.__version__} is installed; course/formgrader_safety.py was written for "
             f"{NBGRADER_VERSION}: the formgrader is not loaded (check its templates and scripts, then update it)")
-    for cls, name in [(base.BaseHandler, "render"), (base.BaseHandler, "exporter"),
+    for cls, name in [(base.BaseHandler, "render"), (base.BaseHandler, "exporter"), (base, "BaseApiHandler"),
                       (formgrader.FormgradeExtension, "init_tornado_settings")]:
         if not hasattr(cls, name):
             raise FormgraderSafetyError(f"nbgrader's {cls.__name__}.{name} is missing: the formgrader is not loaded")
@@ -160,7 +176,7 @@ class _ExporterForThisResponse:
 def _patch_handlers(handler_hashes: list[str]) -> None:
     """Every formgrader handler (nbgrader's BaseHandler): a nonce per response, in its header and pages."""
     from jupyter_server.base.handlers import JupyterHandler
-    from nbgrader.server_extensions.formgrader.base import BaseHandler
+    from nbgrader.server_extensions.formgrader.base import BaseApiHandler, BaseHandler
 
     def nonce(self) -> str:
         if not hasattr(self, "_course_csp_nonce"):
@@ -176,7 +192,15 @@ def _patch_handlers(handler_hashes: list[str]) -> None:
         template = self.settings["nbgrader_jinja2_env"].get_template(name)
         return template.render(csp_nonce=nonce(self), **ns)
 
+    def api_headers(self) -> None:
+        # nbgrader's API writes its JSON as a string, served as text/html: opened as a page, the ids in it
+        # would be markup. As text/plain (nosniff is set) it is shown as text; nbgrader's scripts parse it
+        # themselves (JSON.parse, or Backbone's dataType "json"), whatever its type.
+        BaseHandler.set_default_headers(self)
+        self.set_header("Content-Type", "text/plain; charset=UTF-8")
+
     BaseHandler.content_security_policy = property(csp)
+    BaseApiHandler.set_default_headers = api_headers
     BaseHandler.render = render
     BaseHandler.exporter = property(lambda self: _ExporterForThisResponse(self.settings["nbgrader_exporter"], nonce(self)))
 
@@ -187,7 +211,6 @@ def _jupyter_server_extension_points() -> list[dict]:
 
 def _load_jupyter_server_extension(serverapp) -> None:
     """Load nbgrader's formgrader, then escape what it shows and put its pages behind the policy."""
-    from jinja2 import Environment
     from jupyter_server.utils import url_path_join
     from tornado import web
 
@@ -204,12 +227,8 @@ def _load_jupyter_server_extension(serverapp) -> None:
     formgrader.load_jupyter_server_extension(serverapp)
 
     settings = serverapp.web_app.settings
-    env = Environment(loader=_loader(str(templates), rewrite_page_template), autoescape=True)
-    env.filters["path_segment"] = path_segment
-    settings["nbgrader_jinja2_env"] = env
-    exporter = settings["nbgrader_exporter"]
-    exporter.extra_loaders = [_loader(str(templates / "formgrade"), rewrite_notebook_template)]
-    exporter.filters = {**exporter.filters, "path_segment": path_segment}
+    settings["nbgrader_jinja2_env"] = page_environment(templates)
+    escape_notebook_pages(settings["nbgrader_exporter"], templates)
     serverapp.web_app.add_handlers(".*$", [(url_path_join(settings["base_url"], STATIC_URL + "(.*)"),
                                             web.StaticFileHandler, {"path": str(STATIC)})])
     serverapp.log.info("course.formgrader_safety: nbgrader's formgrader loaded, escaped, behind a CSP")
