@@ -22,8 +22,10 @@ c.LabApp.default_url = "/lab/tree/release"  # students start in release/
 # nbgrader 0.9.6: the formgrader (instructors), the assignment list, Validate and the course list (students).
 # The formgrader is loaded by course.formgrader_safety, never by nbgrader's own entry (that one prints ids and
 # names as HTML: issue 23): it escapes what the formgrader shows and puts its pages behind a CSP.
-# Off: terminals (a root shell for any script that runs in this origin; nbgrader's commands are `course`'s,
-# run from a shell of your own) and the language-server proxy (jupyter_lsp: starts language servers; unused).
+# Off: terminals (a shell, as the server's user, for any script that runs in this origin: nothing here needs
+# one; `course` commands run in the shell that started `make lab`, and `%check` in a notebook) and the
+# language-server proxy (jupyter_lsp: would start language servers; none is used). Kernels stay (notebooks
+# need them), so the escaping above, not this, is what keeps a student's markup from running code here.
 c.ServerApp.jpserver_extensions = {
     "course.formgrader_safety": True,
     "nbgrader.server_extensions.formgrader": False,
