@@ -19,6 +19,9 @@ nbgrader's formgrader itself, then:
    those of nbgrader's templates (by hash). An element injected despite 1 and 2 runs nothing, and a script a
    student handed in (``/files/submitted/...``) is not loaded.
 
+4. the formgrader's Autograde button is off: nbgrader's autograde would run the student's code in this
+   server, unsandboxed; it answers with the reason and points to ``course grade``.
+
 The rewriting is checked against the nbgrader it was written for: with another version the formgrader is
 not loaded at all (the server logs why) rather than served unescaped.
 """
@@ -147,14 +150,15 @@ def content_security_policy(origin: str, base_url: str, nonce: str, handler_hash
 
 def _check_nbgrader() -> None:
     import nbgrader
-    from nbgrader.server_extensions.formgrader import base, formgrader
+    from nbgrader.server_extensions.formgrader import apihandlers, base, formgrader
 
     if nbgrader.__version__ != NBGRADER_VERSION:
         raise FormgraderSafetyError(
             f"nbgrader {nbgrader.__version__} is installed; course/formgrader_safety.py was written for "
             f"{NBGRADER_VERSION}: the formgrader is not loaded (check its templates and scripts, then update it)")
     for cls, name in [(base.BaseHandler, "render"), (base.BaseHandler, "exporter"), (base, "BaseApiHandler"),
-                      (formgrader.FormgradeExtension, "init_tornado_settings")]:
+                      (formgrader.FormgradeExtension, "init_tornado_settings"),
+                      (apihandlers, "AutogradeHandler")]:
         if not hasattr(cls, name):
             raise FormgraderSafetyError(f"nbgrader's {cls.__name__}.{name} is missing: the formgrader is not loaded")
 
@@ -205,6 +209,27 @@ def _patch_handlers(handler_hashes: list[str]) -> None:
     BaseHandler.exporter = property(lambda self: _ExporterForThisResponse(self.settings["nbgrader_exporter"], nonce(self)))
 
 
+AUTOGRADE_OFF = (
+    "Autograde from the formgrader is off in this course: nbgrader's autograde would run the student's "
+    "code here, unsandboxed, as this server's user, and believe what their kernel reports. Grade with "
+    "`course grade ASSIGNMENT` (each kernel sandboxed, the tests re-run where the student cannot fake them), "
+    "then reload this page.")
+
+
+def _autograde_off() -> None:
+    """The formgrader's Autograde button answers with the reason it is off (its dialog shows it as text)."""
+    import json
+
+    from nbgrader.server_extensions.formgrader.apihandlers import AutogradeHandler
+    from tornado import web
+
+    @web.authenticated
+    def post(self, assignment_id: str, student_id: str) -> None:
+        self.write(json.dumps({"success": False, "log": "", "error": AUTOGRADE_OFF}))
+
+    AutogradeHandler.post = post
+
+
 def _jupyter_server_extension_points() -> list[dict]:
     return [{"module": "course.formgrader_safety"}]
 
@@ -224,6 +249,7 @@ def _load_jupyter_server_extension(serverapp) -> None:
     templates = Path(handlers.template_path)
     hashes = inline_handler_hashes([templates])
     _patch_handlers(hashes)
+    _autograde_off()
     formgrader.load_jupyter_server_extension(serverapp)
 
     settings = serverapp.web_app.settings

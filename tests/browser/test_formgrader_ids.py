@@ -434,6 +434,21 @@ def test_an_api_answer_or_a_page_the_student_handed_in_opened_in_the_formgrader(
         assert fg.title() == "evil page"  # it was served (and ran nothing)
 
 
+def test_the_formgraders_autograde_runs_no_student_code(lab, planted):
+    """nbgrader's autograde would run the student's code in the instructor's server, unsandboxed."""
+    import urllib.request
+
+    h = STUDENTS[0]
+    url = f"{lab.base}/formgrader/api/submission/{A}/{path_arg(h.student_id)}/autograde"
+    request = urllib.request.Request(url, method="POST", data=b"",
+                                     headers={"Authorization": f"token {lab.token}"})
+    before = sorted(p.name for p in (lab.root / "autograded" / h.student_id / A).iterdir())
+    with urllib.request.urlopen(request, timeout=60) as resp:
+        answer = json.loads(resp.read())
+    assert answer["success"] is False and "course grade" in answer["error"], answer
+    assert sorted(p.name for p in (lab.root / "autograded" / h.student_id / A).iterdir()) == before
+
+
 def test_the_instructors_jupyterlab_has_no_terminal(lab):
     import urllib.error
     import urllib.request
