@@ -1,4 +1,5 @@
-"""JupyterLab for this course (`make lab`): loopback only, a token, the course as root, nbgrader on.
+"""JupyterLab for this course (`make lab`): loopback only, a token, the course as root, nbgrader on,
+the formgrader escaped and behind a Content-Security-Policy, no terminal.
 
 Passed explicitly (`jupyter lab --config=jupyter_server_config.py`), never copied to ~/.jupyter.
 JupyterLab must be started in the course root (the Makefile does): nbgrader's server extensions read
@@ -19,12 +20,22 @@ c.ServerApp.root_dir = COURSE_ROOT  # the course root (not release/: the formgra
 c.LabApp.default_url = "/lab/tree/release"  # students start in release/
 
 # nbgrader 0.9.6: the formgrader (instructors), the assignment list, Validate and the course list (students).
+# The formgrader is loaded by course.formgrader_safety, never by nbgrader's own entry (that one prints ids and
+# names as HTML: issue 23): it escapes what the formgrader shows and puts its pages behind a CSP.
+# Off: terminals (a shell, as the server's user, for any script that runs in this origin: nothing here needs
+# one; `course` commands run in the shell that started `make lab`, and `%check` in a notebook) and the
+# language-server proxy (jupyter_lsp: would start language servers; none is used). Kernels stay (notebooks
+# need them), so the escaping above, not this, is what keeps a student's markup from running code here.
 c.ServerApp.jpserver_extensions = {
-    "nbgrader.server_extensions.formgrader": True,
+    "course.formgrader_safety": True,
+    "nbgrader.server_extensions.formgrader": False,
     "nbgrader.server_extensions.assignment_list": True,
     "nbgrader.server_extensions.course_list": True,
     "nbgrader.server_extensions.validate_assignment": True,
+    "jupyter_server_terminals": False,
+    "jupyter_lsp": False,
 }
+c.ServerApp.terminals_enabled = False
 
 # Offline: no update check and no news feed (both would try to reach the internet).
 c.LabApp.check_for_updates_class = "jupyterlab.NeverCheckForUpdate"
