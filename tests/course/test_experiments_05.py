@@ -140,14 +140,17 @@ def batch_size_seeds():
 
 @pytest.mark.parametrize("implementation", ["reference", "another implementation"])
 def test_batch_norm_fails_at_batch_size_2_where_layer_norm_does_not(batch_size_seeds, implementation):
-    # "in every seed its dev accuracy is below 0.7, more than 0.2 below layer norm's and below even no
-    #  normalization's ... in batches of 2 with their own statistics is worse still (below 0.4 in every seed)"
+    # "in every seed its dev accuracy is below 0.7 and more than 0.2 below layer norm's ... in batches of 2 with
+    #  their own statistics is worse still (below 0.4 in every seed) ... without normalization: usually well above
+    #  batch norm"
     runs = batch_size_seeds[implementation]
     bn2, ln2, none2 = (runs[k][2]["val_acc"] for k in ("batch norm", "layer norm", "no normalization"))
     own = runs["batch norm"][2]["val_acc_batch"]
     assert len(bn2) == 3
-    # Margins of 0.1 or more over what the seeds, two BLAS kernels and two implementations gave (at most 0.59).
-    assert np.all(bn2 < 0.7) and np.all(bn2 < ln2 - 0.3) and np.all(bn2 < none2 - 0.1), (bn2, ln2, none2)
+    # Over the seeds, three BLAS kernels and two implementations: batch norm at most 0.59, layer norm at least 0.908
+    # (not chaotic), no normalization from 0.65 to 0.93, own batches at most 0.29.
+    assert np.all(bn2 < 0.7) and np.all(bn2 < ln2 - 0.2), (bn2, ln2)
+    assert np.mean(none2) > np.mean(bn2) + 0.1, (none2, bn2)
     assert np.all(own < 0.4) and np.all(own < bn2), own
 
 
