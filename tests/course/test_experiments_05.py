@@ -1,8 +1,10 @@
-"""What notebook 05 says about its experiments holds, checked on the references.
+"""What notebook 05 says about its experiments holds, checked on the references and on a second correct
+implementation of the student functions that rounds differently.
 
-The runs are the notebook's own or smaller versions of them (a few seconds in all); the assertions use margins
-rather than the printed digits, which may move with the BLAS (batch norm at batch size 2 is chaotic: its dev
-accuracy moves between 0.3 and 0.6 with the seed or the last bit of a rounding).
+The runs are the notebook's own or smaller versions of them; the assertions use margins rather than the printed
+digits. Batch norm and no normalization at batch size 2 are chaotic: their dev accuracy moves with the seed and with
+the last bit of a rounding (another BLAS kernel, another correct ``batchnorm_forward``): batch norm's between about
+0.25 and 0.6, no normalization's between 0.75 and 0.93; the notebook gives them bounds and counts only.
 """
 
 import numpy as np
@@ -15,6 +17,67 @@ from nnlab.network import FullyConnectedNet
 
 BN = (N.batchnorm_forward, N.batchnorm_backward)
 LN = (N.layernorm_forward, N.layernorm_backward)
+
+
+# A second correct implementation, as a student could write it: the statistics by sum / N and einsum, the running
+# averages as old + (1 - m)(new - old), backward through the graph step by step, layer norm as batch norm of x.T.
+# Same numbers to 1e-15, other roundings: a chaotic run ends elsewhere.
+def other_batchnorm_forward(x, gamma, beta, bn_param):
+    eps, m = bn_param.get("eps", 1e-5), bn_param.get("momentum", 0.9)
+    D = x.shape[1]
+    rm = bn_param.get("running_mean", np.zeros(D, x.dtype))
+    rv = bn_param.get("running_var", np.ones(D, x.dtype))
+    if bn_param["mode"] == "train":
+        mu = np.sum(x, axis=0) / x.shape[0]
+        xc = x - mu
+        var = np.einsum("ij,ij->j", xc, xc) / x.shape[0]
+        bn_param["running_mean"] = rm + (1 - m) * (mu - rm)
+        bn_param["running_var"] = rv + (1 - m) * (var - rv)
+    else:
+        xc, var = x - rm, rv
+    std = np.sqrt(var + eps)
+    return (xc / std * gamma + beta).astype(x.dtype), (xc, std, gamma)
+
+
+def other_batchnorm_backward(dout, cache):
+    xc, std, gamma = cache
+    N_ = dout.shape[0]
+    dxhat = dout * gamma
+    dvar = np.sum(dxhat * xc, axis=0) * -0.5 * std ** -3
+    dmu = -np.sum(dxhat / std, axis=0) - 2 * dvar * np.mean(xc, axis=0)
+    dx = dxhat / std + dvar * 2 * xc / N_ + dmu / N_
+    return dx.astype(dout.dtype), np.sum(dout * xc / std, axis=0).astype(dout.dtype), dout.sum(axis=0)
+
+
+def other_layernorm_forward(x, gamma, beta, ln_param):
+    out, cache = other_batchnorm_forward(x.T.copy(), np.ones(x.shape[0]), np.zeros(x.shape[0]),
+                                         {"mode": "train", "eps": ln_param.get("eps", 1e-5)})
+    return (gamma * out.T + beta).astype(x.dtype), (cache, out.T, gamma)
+
+
+def other_layernorm_backward(dout, cache):
+    bn_cache, x_hat, gamma = cache
+    dx, _, _ = other_batchnorm_backward((dout * gamma).T.copy(), bn_cache)
+    return dx.T.astype(dout.dtype), np.sum(dout * x_hat, axis=0), dout.sum(axis=0)
+
+
+OTHER_BN = (other_batchnorm_forward, other_batchnorm_backward)
+OTHER_LN = (other_layernorm_forward, other_layernorm_backward)
+
+
+def test_the_second_implementation_is_correct():
+    rng = np.random.default_rng(0)
+    x, gamma, beta, dout = rng.normal(1, 2, (5, 4)), rng.uniform(0.5, 2, 4), rng.standard_normal(4), rng.standard_normal((5, 4))
+    for (f, b), (f_ref, b_ref) in ((OTHER_BN, BN), (OTHER_LN, LN)):
+        p, p_ref = {"mode": "train", "running_mean": np.ones(4), "running_var": np.full(4, 2.0)}, {"mode": "train", "running_mean": np.ones(4), "running_var": np.full(4, 2.0)}
+        out, cache = f(x, gamma, beta, p)
+        out_ref, cache_ref = f_ref(x, gamma, beta, p_ref)
+        np.testing.assert_allclose(out, out_ref, rtol=1e-12, atol=1e-12)
+        for g, g_ref in zip(b(dout, cache), b_ref(dout, cache_ref)):
+            np.testing.assert_allclose(g, g_ref, rtol=1e-10, atol=1e-12)
+        if f is other_batchnorm_forward:
+            for k in ("running_mean", "running_var"):
+                np.testing.assert_allclose(p[k], p_ref[k], rtol=1e-12)
 
 
 @pytest.fixture(scope="module")
@@ -65,17 +128,70 @@ def test_a_normalized_layer_ignores_the_scale_of_its_weights_and_divides_their_g
     assert relative_error(grads10["W1"], grads1["W1"] / 10) < 1e-3
 
 
-def test_batch_norm_fails_at_batch_size_2_where_layer_norm_does_not(data):
-    # "batch 2: batch norm 0.507 vs layer norm 0.936 and none 0.760; own batches of 2: 0.150;
-    #  from batch 8 batch norm is the best (0.981, 0.972); layer norm about the same at every size."
-    runs = exp.batch_size_runs({"none": None, "bn": BN, "ln": LN}, [2, 8, 64], data=data)
-    bn, ln, none = runs["bn"], runs["ln"], runs["none"]
-    assert bn[2]["val_acc"] < ln[2]["val_acc"] - 0.2 and bn[2]["val_acc"] < none[2]["val_acc"]
-    assert bn[2]["val_acc_batch"] < 0.3
-    for bs in (8, 64):
-        assert bn[bs]["val_acc"] > max(ln[bs]["val_acc"], none[bs]["val_acc"]) and bn[bs]["val_acc"] > 0.96
-    accs = [ln[bs]["val_acc"] for bs in (2, 8, 64)]
-    assert max(accs) - min(accs) < 0.05 and min(accs) > 0.9
+@pytest.fixture(scope="module")
+def batch_size_seeds():
+    """The notebook's §5.3 (3 seeds), with the references and with the second implementation."""
+    runs = {"reference": exp.batch_size_seeds({"no normalization": None, "batch norm": BN, "layer norm": LN},
+                                              [2, 8, 64])}
+    other = exp.batch_size_seeds({"batch norm": OTHER_BN, "layer norm": OTHER_LN}, [2, 8, 64])
+    runs["another implementation"] = {"no normalization": runs["reference"]["no normalization"], **other}
+    return runs
+
+
+@pytest.mark.parametrize("implementation", ["reference", "another implementation"])
+def test_batch_norm_fails_at_batch_size_2_where_layer_norm_does_not(batch_size_seeds, implementation):
+    # "in every seed its dev accuracy is below 0.7 and more than 0.2 below layer norm's ... in batches of 2 with
+    #  their own statistics is worse still (below 0.4 in every seed) ... without normalization: usually well above
+    #  batch norm"
+    runs = batch_size_seeds[implementation]
+    bn2, ln2, none2 = (runs[k][2]["val_acc"] for k in ("batch norm", "layer norm", "no normalization"))
+    own = runs["batch norm"][2]["val_acc_batch"]
+    assert len(bn2) == 3
+    # Over the seeds, three BLAS kernels and two implementations: batch norm at most 0.59, layer norm at least 0.908
+    # (not chaotic), no normalization from 0.65 to 0.93, own batches at most 0.29.
+    assert np.all(bn2 < 0.7) and np.all(bn2 < ln2 - 0.2), (bn2, ln2)
+    assert np.mean(none2) > np.mean(bn2) + 0.1, (none2, bn2)
+    assert np.all(own < 0.4) and np.all(own < bn2), own
+
+
+@pytest.mark.parametrize("implementation", ["reference", "another implementation"])
+def test_from_batch_8_batch_norm_recovers_but_does_not_always_win(batch_size_seeds, implementation):
+    # "it leads in 3 of 3 seeds at batch 8, by two points on average, and in only 2 of 3 at batch 64, where its lead
+    #  ranges from negative to two points; layer norm about as well at every batch size (means 0.93, 0.95, 0.95)"
+    runs = batch_size_seeds[implementation]
+    lead8, lead64 = (exp.advantage(runs, "batch norm", bs) for bs in (8, 64))
+    assert np.sum(lead8 > 0) == 3 and 0.01 < lead8.mean() < 0.03
+    assert np.sum(lead64 > 0) == 2 and lead64.min() < 0 < lead64.max() < 0.03
+    ln = runs["layer norm"]
+    means = [ln[bs]["val_acc"].mean() for bs in (2, 8, 64)]
+    assert max(means) - min(means) < 0.03 and min(means) > 0.92, means
+    np.testing.assert_allclose(means, [0.93, 0.95, 0.95], atol=0.005)
+
+
+def test_the_batch_8_and_64_runs_are_not_chaotic(batch_size_seeds):
+    # The notebook prints their accuracies to 3 digits: they must not move with a correct implementation's rounding.
+    ref, other = batch_size_seeds["reference"], batch_size_seeds["another implementation"]
+    for name in ("batch norm", "layer norm"):
+        for bs in (8, 64):
+            np.testing.assert_array_equal(ref[name][bs]["val_acc"], other[name][bs]["val_acc"])
+    np.testing.assert_array_equal(ref["layer norm"][2]["val_acc"], other["layer norm"][2]["val_acc"])
+
+
+def test_batch_norm_does_not_normalize_the_output_layer(data):
+    # "at scale 1, 0.003 leaves the loss at 7.0. Most of that 7.0 is the output layer's ... the loss starts at 9.32
+    #  (about 2000 without normalization). With the output layer alone at scale 0.1 it starts at 2.41, as the whole
+    #  network at scale 0.1 does"
+    grid = exp.lr_scale_grid({"bn": BN}, [0.003], [1.0], data=data)
+    final = grid["bn"]["loss"][0, 0]
+    assert abs(final - 7.0) < 0.05
+    start = exp.initial_loss(BN, 1.0, data=data)
+    assert abs(start - 9.32) < 0.005 and start > final
+    assert 1500 < exp.initial_loss(None, 1.0, data=data) < 2500
+    only_output = exp.initial_loss(BN, 1.0, data=data, output_scale=0.1)
+    assert abs(only_output - 2.41) < 0.005
+    assert abs(only_output - exp.initial_loss(BN, 0.1, data=data)) < 1e-3
+    for f in (BN, OTHER_BN):
+        assert abs(exp.initial_loss(f, 1.0, data=data, output_scale=0.1) - only_output) < 1e-9
 
 
 def test_running_averages_lag_early_and_batch_statistics_cannot_predict_one_image(data):

@@ -223,6 +223,42 @@ def batch_size_runs(normalizations: Mapping[str, Pair | None], batch_sizes: Sequ
     return out
 
 
+def batch_size_seeds(normalizations: Mapping[str, Pair | None], batch_sizes: Sequence[int],
+                     seeds: Sequence[int] = (0, 1, 2), **kw: Any) -> dict[str, dict[int, dict[str, np.ndarray]]]:
+    """:func:`batch_size_runs` once per seed (the seed draws the data split, the weights and the batches).
+
+    Returns
+    -------
+    dict name -> batch size -> {``"val_acc"``, ``"val_acc_batch"``, ``"train_loss"``}: (len(seeds),) arrays.
+    """
+    runs = [batch_size_runs(normalizations, batch_sizes, seed=seed, **kw) for seed in seeds]
+    return {name: {bs: {key: np.array([r[name][bs][key] for r in runs]) for key in runs[0][name][bs]}
+                   for bs in batch_sizes} for name in normalizations}
+
+
+def advantage(res: Mapping[str, Mapping[int, Mapping[str, np.ndarray]]], name: str, batch_size: int,
+              key: str = "val_acc") -> np.ndarray:
+    """Per seed, ``name``'s ``key`` minus the best of the other normalizations' at ``batch_size`` (> 0: it wins)."""
+    others = np.max([r[batch_size][key] for other, r in res.items() if other != name], axis=0)
+    return res[name][batch_size][key] - others
+
+
+def initial_loss(normalization: Pair | None, scale: float, data: Mapping[str, np.ndarray] | None = None,
+                 seed: int = 0, output_scale: float | None = None) -> float:
+    """Training loss of :func:`lr_scale_grid`'s network before its first step (train mode, whole training set).
+
+    ``output_scale``: the output layer's weights drawn at this scale instead of ``scale`` (the same draw, rescaled).
+    """
+    data = digits(seed) if data is None else data
+    net = make_net(normalization, init=scaled_gaussian_init(scale), seed=seed)
+    if output_scale is not None:
+        out = f"W{net.num_layers}"
+        net.params[out] = net.params[out] * (output_scale / scale)
+    with np.errstate(all="ignore"), threadpool_limits(1, user_api="blas"):
+        loss, _ = net.loss(data["X_train"], data["y_train"])
+    return float(loss)
+
+
 def batch_mode_accuracy(net: FullyConnectedNet, X: np.ndarray, y: np.ndarray, batch_size: int) -> float:
     """Accuracy when each batch of ``batch_size`` samples is normalized with its own statistics (train mode).
 
