@@ -4,12 +4,17 @@ data augmentation by shifts, and why a horizontal flip is no augmentation for di
 Every experiment trains :class:`nnlab.network.FullyConnectedNet` with :class:`nnlab.trainer.Trainer`
 on the 8x8 digits, with the student's ``(dropout_forward, dropout_backward)`` plugged in as the
 network's ``dropout`` and the student's ``random_shift`` making the augmented copies. Everything is
-deterministic given the seeds.
+deterministic given the seeds; the runs over several seeds may go to a pool of processes (one result per seed,
+the same numbers as in one process).
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import pickle
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 import numpy as np
@@ -20,12 +25,39 @@ from nnlab.experiments.regularization import digits_splits
 from nnlab.network import FullyConnectedNet
 from nnlab.trainer import Trainer, evaluate
 
-__all__ = ["digits_splits", "train_dropout_net", "dropout_curves", "full_batch_costs", "count_increases",
-           "mc_dropout_predictions", "ensemble_vs_scaling", "augment_with_shifts", "augmentation_runs",
-           "flip_images", "flip_predictions"]
+__all__ = ["digits_splits", "SEEDS", "train_dropout_net", "dropout_curves", "dropout_seeds", "full_batch_costs",
+           "count_increases", "mc_dropout_predictions", "ensemble_vs_scaling", "ensembles_vs_scaling", "test_accuracy",
+           "augment_with_shifts", "augmentation_runs", "flip_images", "flip_predictions"]
 
 Pair = tuple[Callable[..., Any], Callable[..., Any]]
 SIDE = 8  # the digits are 8 x 8 images, stored as rows of 64 pixels
+#: The training seeds of the multi-seed experiments: 10 apart, because a seed s draws from s, s + 1 and s + 2.
+SEEDS = (0, 10, 20, 30)
+
+
+def _map(fn: Callable[..., Any], jobs: Sequence[tuple], workers: int, shipped: Any = None) -> list[Any]:
+    """``[fn(*job) for job in jobs]``, in up to ``workers`` forked processes when that is possible.
+
+    The results are those of one process (every job seeds its own generators). It stays in this process with
+    one worker or one job, where ``fork`` is missing, and where ``shipped`` (the student's functions, say) cannot
+    be pickled, e.g. a function redefined after it was passed; a pool that cannot start or dies also falls back
+    here. An exception raised by ``fn`` itself is raised as it is.
+    """
+    serial = workers <= 1 or len(jobs) <= 1 or "fork" not in multiprocessing.get_all_start_methods()
+    if not serial:
+        try:
+            pickle.dumps(shipped)
+        except Exception:  # noqa: BLE001 - whatever stops pickling, the jobs can still run here
+            serial = True
+    if not serial:
+        try:
+            # fork: the workers see the functions a notebook defined in __main__ (spawn would not)
+            with ProcessPoolExecutor(max_workers=min(workers, len(jobs)),
+                                     mp_context=multiprocessing.get_context("fork")) as pool:
+                return list(pool.map(fn, *zip(*jobs)))
+        except (BrokenProcessPool, OSError, pickle.PicklingError):
+            pass
+    return [fn(*job) for job in jobs]
 
 
 def train_dropout_net(data: Mapping[str, np.ndarray], dropout: Pair | None = None, keep_prob: float = 1.0, *,
@@ -69,6 +101,54 @@ def dropout_curves(dropout: Pair, data: Mapping[str, np.ndarray], keep_probs: Se
     for keep_prob in keep_probs:
         net, history = train_dropout_net(data, dropout, keep_prob, **train_kw)
         runs[keep_prob] = {"history": history, "net": net, "test_acc": evaluate(net, data["X_test"], data["y_test"])[1]}
+    return runs
+
+
+def _train_seed(data: Mapping[str, np.ndarray], dropout: Pair | None, keep_probs: Sequence[float], seed: int,
+                train_kw: Mapping[str, Any]) -> list[tuple[dict[str, np.ndarray], dict[str, Any]]]:
+    # a worker returns the weights, not the net: the net holds the student's functions, which stay in the parent
+    out = []
+    for keep_prob in keep_probs:
+        net, history = train_dropout_net(data, dropout, keep_prob, seed=seed, **train_kw)
+        out.append((net.params, history))
+    return out
+
+
+def dropout_seeds(dropout: Pair | None, data: Mapping[str, np.ndarray], keep_probs: Sequence[float] = (1.0, 0.5),
+                  seeds: Sequence[int] = SEEDS, workers: int = 2, **train_kw: Any) -> dict[float, dict[str, Any]]:
+    """:func:`dropout_curves` for each training seed (initial weights, minibatches and masks), on one data split.
+
+    Nothing is evaluated on the test set. ``workers`` processes share the seeds (1: all in this one).
+
+    Returns
+    -------
+    runs : dict keep_prob -> {``"nets"``, ``"histories"`` (lists, one per seed), and arrays with one value per
+        seed: ``"train_acc"``, ``"val_acc"``, ``"val_loss"`` (after the last epoch), ``"best_val_loss"`` and
+        ``"best_epoch"`` (the lowest dev loss and its epoch, from 0)}.
+    """
+    keep_probs = tuple(keep_probs)
+    results = _map(_train_seed, [(data, dropout, keep_probs, seed, train_kw) for seed in seeds], workers,
+                   shipped=dropout)
+    D = data["X_train"].shape[1]
+    runs: dict[float, dict[str, Any]] = {}
+    for i, keep_prob in enumerate(keep_probs):
+        nets, histories = [], []
+        for seed, per_keep in zip(seeds, results):
+            params, history = per_keep[i]
+            net = FullyConnectedNet([D, *train_kw.get("hidden", (256, 256)), 10], keep_prob=keep_prob,
+                                    rng=np.random.default_rng(seed))
+            net.params = params
+            if dropout is not None:
+                net.dropout = dropout
+            nets.append(net)
+            histories.append(history)
+        runs[keep_prob] = {
+            "nets": nets, "histories": histories,
+            "train_acc": np.array([h["train_acc"][-1] for h in histories]),
+            "val_acc": np.array([h["val_acc"][-1] for h in histories]),
+            "val_loss": np.array([h["val_loss"][-1] for h in histories]),
+            "best_val_loss": np.array([min(h["val_loss"]) for h in histories]),
+            "best_epoch": np.array([int(np.argmin(h["val_loss"])) for h in histories])}
     return runs
 
 
@@ -155,6 +235,28 @@ def ensemble_vs_scaling(net: FullyConnectedNet, X: np.ndarray, y: np.ndarray, nu
             "mc_loss": np.array([_nll(m, y) for m in mc]),
             "mc_gap": np.array([np.mean(np.abs(m - scaled)) for m in mc]),
             "agreement": float(np.mean(mc[-1].argmax(axis=1) == scaled.argmax(axis=1)))}
+
+
+def ensembles_vs_scaling(nets: Sequence[FullyConnectedNet], X: np.ndarray, y: np.ndarray, num_masks: int = 200,
+                         seed: int = 0, workers: int = 2) -> dict[str, np.ndarray]:
+    """:func:`ensemble_vs_scaling` for each net (one per training seed), stacked: every key holds one row per net.
+
+    ``workers`` processes share the nets (1: all in this one).
+    """
+    results = _map(ensemble_vs_scaling, [(net, X, y, num_masks, seed) for net in nets], workers,
+                   shipped=[net.dropout for net in nets])
+    return {key: np.array([r[key] for r in results]) for key in results[0]}
+
+
+def test_accuracy(nets: Sequence[FullyConnectedNet], X: np.ndarray, y: np.ndarray, num_masks: int = 0,
+                  seed: int = 0) -> np.ndarray:
+    """The accuracy of each net: in test mode (weight scaling) when ``num_masks`` is 0, else of the class
+    probabilities averaged over ``num_masks`` masks. For the one evaluation on the test set of what was chosen.
+    """
+    if num_masks:
+        return np.array([np.mean(mc_dropout_predictions(net, X, num_masks, seed=seed)[-1].argmax(axis=1) == y)
+                         for net in nets])
+    return np.array([evaluate(net, X, y)[1] for net in nets])
 
 
 def augment_with_shifts(random_shift: Callable, X: np.ndarray, y: np.ndarray, copies: int, max_shift: int,
