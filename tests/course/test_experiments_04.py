@@ -166,6 +166,7 @@ def test_test_accuracy_with_masks_averages_them(small):
 @pytest.mark.serial
 @pytest.mark.parametrize("pair", [PAIR, OTHER], ids=["reference", "another order"])
 def test_a_pool_over_seeds_gives_the_numbers_of_one_process(small, pair):
+    pair_shift = {False: D.random_shift, True: other_random_shift}
     kw = dict(keep_probs=(1.0, 0.5), seeds=(0, 10, 20), num_epochs=3)
     one = exp.dropout_seeds(pair, small, workers=1, **kw)
     two = exp.dropout_seeds(pair, small, workers=2, **kw)
@@ -175,6 +176,12 @@ def test_a_pool_over_seeds_gives_the_numbers_of_one_process(small, pair):
             assert a.params.keys() == b.params.keys()
             assert all(np.array_equal(a.params[k], b.params[k]) for k in a.params)
             assert a.dropout is pair and b.dropout is pair  # the student's functions, not copies
+    kw = dict(n_train=100, seeds=(0, 1), copies=1, max_shift=1, num_iterations=20)
+    a1 = exp.augmentation_runs(pair_shift[pair is OTHER], workers=1, **kw)
+    a2 = exp.augmentation_runs(pair_shift[pair is OTHER], workers=2, **kw)
+    for name in a1:
+        assert all(np.array_equal(a1[name][k], a2[name][k]) for k in ("val_acc", "shifted_val_acc", "test_acc"))
+        assert a1[name]["history"] == a2[name]["history"]
     e1 = exp.ensembles_vs_scaling(one[0.5]["nets"], small["X_val"], small["y_val"], num_masks=5, workers=1)
     e2 = exp.ensembles_vs_scaling(two[0.5]["nets"], small["X_val"], small["y_val"], num_masks=5, workers=2)
     assert all(np.array_equal(e1[k], e2[k]) for k in e1)
@@ -217,7 +224,8 @@ def test_an_error_in_the_students_function_is_raised_as_it_is(small):
 @pytest.fixture(scope="module", params=list(IMPLEMENTATIONS))
 def augmented(request):
     _, shift = IMPLEMENTATIONS[request.param]
-    return request.param, exp.augmentation_runs(shift, n_train=100, seeds=(0, 1, 2), copies=4, max_shift=1)
+    return request.param, exp.augmentation_runs(shift, n_train=100, seeds=(0, 1, 2), copies=4, max_shift=1,
+                                                workers=1)
 
 
 def test_shifted_copies_teach_invariance_mirrored_copies_hurt(augmented):

@@ -272,16 +272,40 @@ def flip_images(X: np.ndarray) -> np.ndarray:
     return X.reshape(-1, SIDE, SIDE)[:, :, ::-1].reshape(len(X), -1)
 
 
+def _augmentation_seed(random_shift: Callable, n_train: int, seed: int, copies: int, max_shift: int,
+                       num_iterations: int, batch_size: int, hidden: tuple[int, ...],
+                       train_kw: Mapping[str, Any]) -> dict[str, tuple]:
+    # one split: name -> (training set size, history, dev, shifted dev and test accuracy)
+    data = digits_splits(n_train=n_train, seed=seed)
+    X, y = data["X_train"], data["y_train"]
+    rng = np.random.default_rng(seed + 10)
+    sets = {"original": (X, y),
+            "+ shifted copies": augment_with_shifts(random_shift, X, y, copies, max_shift, rng),
+            "+ mirrored copies": (np.concatenate([X, flip_images(X)]), np.concatenate([y, y]))}
+    X_val_shifted = random_shift(data["X_val"].reshape(-1, SIDE, SIDE), max_shift,
+                                 np.random.default_rng(seed + 11)).reshape(len(data["X_val"]), -1)
+    out = {}
+    for name, (Xa, ya) in sets.items():
+        d = {**data, "X_train": Xa, "y_train": ya}
+        num_epochs = max(1, round(num_iterations / -(-len(ya) // batch_size)))
+        net, history = train_dropout_net(d, None, 1.0, num_epochs=num_epochs, batch_size=batch_size, seed=seed,
+                                         hidden=hidden, **train_kw)
+        out[name] = (len(ya), history, history["val_acc"][-1], evaluate(net, X_val_shifted, data["y_val"])[1],
+                     evaluate(net, data["X_test"], data["y_test"])[1])
+    return out
+
+
 def augmentation_runs(random_shift: Callable, *, n_train: int = 100, seeds: Sequence[int] = (0, 1, 2),
                       copies: int = 4, max_shift: int = 1, num_iterations: int = 1000, batch_size: int = 50,
-                      hidden: Sequence[int] = (256,), **train_kw: Any) -> dict[str, dict[str, Any]]:
+                      hidden: Sequence[int] = (256,), workers: int = 2, **train_kw: Any) -> dict[str, dict[str, Any]]:
     """A small training set as it is, with shifted copies, and with mirrored copies, on several splits.
 
     For each seed, the digits are split anew (:func:`digits_splits` with that seed, the first
     ``n_train`` training images kept) and the same net is trained on the three training sets for about
     ``num_iterations`` SGD steps each (a larger set is seen for fewer epochs). The shifted copies come
     from ``random_shift`` with ``max_shift``; the dev set is also evaluated with every image moved by
-    ``random_shift`` (a dev set whose digits are not all centred).
+    ``random_shift`` (a dev set whose digits are not all centred). ``workers`` processes share the splits
+    (1: all in this one).
 
     Returns
     -------
@@ -289,26 +313,16 @@ def augmentation_runs(random_shift: Callable, *, n_train: int = 100, seeds: Sequ
         value per seed), ``"history"`` (the first seed's)}, for the names ``"original"``,
         ``"+ shifted copies"`` and ``"+ mirrored copies"``.
     """
+    jobs = [(random_shift, n_train, seed, copies, max_shift, num_iterations, batch_size, tuple(hidden), train_kw)
+            for seed in seeds]
     runs: dict[str, dict[str, Any]] = {}
-    for seed in seeds:
-        data = digits_splits(n_train=n_train, seed=seed)
-        X, y = data["X_train"], data["y_train"]
-        rng = np.random.default_rng(seed + 10)
-        sets = {"original": (X, y),
-                "+ shifted copies": augment_with_shifts(random_shift, X, y, copies, max_shift, rng),
-                "+ mirrored copies": (np.concatenate([X, flip_images(X)]), np.concatenate([y, y]))}
-        X_val_shifted = random_shift(data["X_val"].reshape(-1, SIDE, SIDE), max_shift,
-                                     np.random.default_rng(seed + 11)).reshape(len(data["X_val"]), -1)
-        for name, (Xa, ya) in sets.items():
-            d = {**data, "X_train": Xa, "y_train": ya}
-            num_epochs = max(1, round(num_iterations / -(-len(ya) // batch_size)))
-            net, history = train_dropout_net(d, None, 1.0, num_epochs=num_epochs, batch_size=batch_size, seed=seed,
-                                             hidden=hidden, **train_kw)
-            run = runs.setdefault(name, {"n_train": len(ya), "val_acc": [], "shifted_val_acc": [], "test_acc": [],
+    for per_seed in _map(_augmentation_seed, jobs, workers, shipped=random_shift):
+        for name, (n, history, val_acc, shifted_val_acc, test_acc) in per_seed.items():
+            run = runs.setdefault(name, {"n_train": n, "val_acc": [], "shifted_val_acc": [], "test_acc": [],
                                          "history": history})
-            run["val_acc"].append(history["val_acc"][-1])
-            run["shifted_val_acc"].append(evaluate(net, X_val_shifted, data["y_val"])[1])
-            run["test_acc"].append(evaluate(net, data["X_test"], data["y_test"])[1])
+            run["val_acc"].append(val_acc)
+            run["shifted_val_acc"].append(shifted_val_acc)
+            run["test_acc"].append(test_acc)
     for run in runs.values():
         for key in ("val_acc", "shifted_val_acc", "test_acc"):
             run[key] = np.asarray(run[key])
