@@ -65,10 +65,23 @@ def test_l2_closes_the_gap_on_noisy_labels(noisy):
     # lambda = 1 learns few wrong labels, its train accuracy drops below its dev accuracy.
     assert runs[1.0]["memorized"] < 0.15
     assert h1["train_acc"][-1] < h1["val_acc"][-1] and h1["val_acc"][-1] > h0["val_acc"][-1] + 0.05
-    # lambda = 3 is too much (bias); lambda = 1 is the dev set's choice and wins on the test set too.
+    # lambda = 3 is too much (bias); lambda = 1 is the dev set's choice (the test set is evaluated for it only).
     assert h3["val_acc"][-1] < h1["val_acc"][-1] - 0.05 and h3["train_acc"][-1] < 0.8
     assert max(runs, key=lambda lam: runs[lam]["history"]["val_acc"][-1]) == 1.0
-    assert runs[1.0]["test_acc"] > runs[0.0]["test_acc"] + 0.05
+    assert runs[1.0]["test_acc"] > 0.85
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_the_dev_set_chooses_lambda_1_on_two_more_splits(seed):
+    # "On two more splits, with other images and other wrong labels, the dev set chooses λ = 1 again, 10 to 16 points
+    # above no penalty, with λ = 3 below it"
+    lams = [0.0, 0.3, 1.0, 3.0]
+    other = exp.digits_splits(n_train=200, label_noise=0.2, seed=seed)
+    dev = {lam: r["history"]["val_acc"][-1]
+           for lam, r in exp.lambda_curves(*L2, other, lams, num_epochs=100, seed=seed).items()}
+    assert max(dev, key=dev.get) == 1.0, dev
+    assert 0.10 <= dev[1.0] - dev[0.0] <= 0.165, dev
+    assert dev[3.0] < dev[1.0], dev
 
 
 def test_l1_makes_weights_nearly_but_not_exactly_zero_l2_shrinks_them():
@@ -98,7 +111,10 @@ def test_early_stopping_restores_the_best_dev_epoch(noisy):
     assert r["stop_epoch"] == r["best_epoch"] + 10 and r["history"]["stopped_early"]
     np.testing.assert_allclose(r["history"]["val_loss"], full_val[:r["stop_epoch"] + 1], rtol=0, atol=0)
     assert r["restored_val_loss"] == pytest.approx(full_val.min(), rel=1e-12)
-    assert r["restored_test_acc"] > r["full_test_acc"] + 0.05
+    # "whose dev accuracy is 90.0%, against 81.1% for the weights after all 100 epochs"
+    restored_dev_acc = r["history"]["val_acc"][r["best_epoch"]]
+    assert restored_dev_acc > r["full_history"]["val_acc"][-1] + 0.05
+    assert restored_dev_acc == pytest.approx(0.900, abs=0.003) and r["restored_test_acc"] > 0.85
 
 
 def test_early_stopping_experiment_exposes_an_early_stopper_that_keeps_references(noisy):

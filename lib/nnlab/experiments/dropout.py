@@ -4,12 +4,17 @@ data augmentation by shifts, and why a horizontal flip is no augmentation for di
 Every experiment trains :class:`nnlab.network.FullyConnectedNet` with :class:`nnlab.trainer.Trainer`
 on the 8x8 digits, with the student's ``(dropout_forward, dropout_backward)`` plugged in as the
 network's ``dropout`` and the student's ``random_shift`` making the augmented copies. Everything is
-deterministic given the seeds.
+deterministic given the seeds; the runs over several seeds may go to a pool of processes (one result per seed,
+the same numbers as in one process).
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import pickle
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 import numpy as np
@@ -20,12 +25,39 @@ from nnlab.experiments.regularization import digits_splits
 from nnlab.network import FullyConnectedNet
 from nnlab.trainer import Trainer, evaluate
 
-__all__ = ["digits_splits", "train_dropout_net", "dropout_curves", "full_batch_costs", "count_increases",
-           "mc_dropout_predictions", "ensemble_vs_scaling", "augment_with_shifts", "augmentation_runs",
-           "flip_images", "flip_predictions"]
+__all__ = ["digits_splits", "SEEDS", "train_dropout_net", "dropout_curves", "dropout_seeds", "full_batch_costs",
+           "count_increases", "mc_dropout_predictions", "ensemble_vs_scaling", "ensembles_vs_scaling", "test_accuracy",
+           "augment_with_shifts", "augmentation_runs", "flip_images", "flip_predictions"]
 
 Pair = tuple[Callable[..., Any], Callable[..., Any]]
 SIDE = 8  # the digits are 8 x 8 images, stored as rows of 64 pixels
+#: The training seeds of the multi-seed experiments: 10 apart, because a seed s draws from s, s + 1 and s + 2.
+SEEDS = (0, 10, 20, 30)
+
+
+def _map(fn: Callable[..., Any], jobs: Sequence[tuple], workers: int, shipped: Any = None) -> list[Any]:
+    """``[fn(*job) for job in jobs]``, in up to ``workers`` forked processes when that is possible.
+
+    The results are those of one process (every job seeds its own generators). It stays in this process with
+    one worker or one job, where ``fork`` is missing, and where ``shipped`` (the student's functions, say) cannot
+    be pickled, e.g. a function redefined after it was passed; a pool that cannot start or dies also falls back
+    here. An exception raised by ``fn`` itself is raised as it is.
+    """
+    serial = workers <= 1 or len(jobs) <= 1 or "fork" not in multiprocessing.get_all_start_methods()
+    if not serial:
+        try:
+            pickle.dumps(shipped)
+        except Exception:  # noqa: BLE001 - whatever stops pickling, the jobs can still run here
+            serial = True
+    if not serial:
+        try:
+            # fork: the workers see the functions a notebook defined in __main__ (spawn would not)
+            with ProcessPoolExecutor(max_workers=min(workers, len(jobs)),
+                                     mp_context=multiprocessing.get_context("fork")) as pool:
+                return list(pool.map(fn, *zip(*jobs)))
+        except (BrokenProcessPool, OSError, pickle.PicklingError):
+            pass
+    return [fn(*job) for job in jobs]
 
 
 def train_dropout_net(data: Mapping[str, np.ndarray], dropout: Pair | None = None, keep_prob: float = 1.0, *,
@@ -69,6 +101,54 @@ def dropout_curves(dropout: Pair, data: Mapping[str, np.ndarray], keep_probs: Se
     for keep_prob in keep_probs:
         net, history = train_dropout_net(data, dropout, keep_prob, **train_kw)
         runs[keep_prob] = {"history": history, "net": net, "test_acc": evaluate(net, data["X_test"], data["y_test"])[1]}
+    return runs
+
+
+def _train_seed(data: Mapping[str, np.ndarray], dropout: Pair | None, keep_probs: Sequence[float], seed: int,
+                train_kw: Mapping[str, Any]) -> list[tuple[dict[str, np.ndarray], dict[str, Any]]]:
+    # a worker returns the weights, not the net: the net holds the student's functions, which stay in the parent
+    out = []
+    for keep_prob in keep_probs:
+        net, history = train_dropout_net(data, dropout, keep_prob, seed=seed, **train_kw)
+        out.append((net.params, history))
+    return out
+
+
+def dropout_seeds(dropout: Pair | None, data: Mapping[str, np.ndarray], keep_probs: Sequence[float] = (1.0, 0.5),
+                  seeds: Sequence[int] = SEEDS, workers: int = 2, **train_kw: Any) -> dict[float, dict[str, Any]]:
+    """:func:`dropout_curves` for each training seed (initial weights, minibatches and masks), on one data split.
+
+    Nothing is evaluated on the test set. ``workers`` processes share the seeds (1: all in this one).
+
+    Returns
+    -------
+    runs : dict keep_prob -> {``"nets"``, ``"histories"`` (lists, one per seed), and arrays with one value per
+        seed: ``"train_acc"``, ``"val_acc"``, ``"val_loss"`` (after the last epoch), ``"best_val_loss"`` and
+        ``"best_epoch"`` (the lowest dev loss and its epoch, from 0)}.
+    """
+    keep_probs = tuple(keep_probs)
+    results = _map(_train_seed, [(data, dropout, keep_probs, seed, train_kw) for seed in seeds], workers,
+                   shipped=dropout)
+    D = data["X_train"].shape[1]
+    runs: dict[float, dict[str, Any]] = {}
+    for i, keep_prob in enumerate(keep_probs):
+        nets, histories = [], []
+        for seed, per_keep in zip(seeds, results):
+            params, history = per_keep[i]
+            net = FullyConnectedNet([D, *train_kw.get("hidden", (256, 256)), 10], keep_prob=keep_prob,
+                                    rng=np.random.default_rng(seed))
+            net.params = params
+            if dropout is not None:
+                net.dropout = dropout
+            nets.append(net)
+            histories.append(history)
+        runs[keep_prob] = {
+            "nets": nets, "histories": histories,
+            "train_acc": np.array([h["train_acc"][-1] for h in histories]),
+            "val_acc": np.array([h["val_acc"][-1] for h in histories]),
+            "val_loss": np.array([h["val_loss"][-1] for h in histories]),
+            "best_val_loss": np.array([min(h["val_loss"]) for h in histories]),
+            "best_epoch": np.array([int(np.argmin(h["val_loss"])) for h in histories])}
     return runs
 
 
@@ -157,6 +237,28 @@ def ensemble_vs_scaling(net: FullyConnectedNet, X: np.ndarray, y: np.ndarray, nu
             "agreement": float(np.mean(mc[-1].argmax(axis=1) == scaled.argmax(axis=1)))}
 
 
+def ensembles_vs_scaling(nets: Sequence[FullyConnectedNet], X: np.ndarray, y: np.ndarray, num_masks: int = 200,
+                         seed: int = 0, workers: int = 2) -> dict[str, np.ndarray]:
+    """:func:`ensemble_vs_scaling` for each net (one per training seed), stacked: every key holds one row per net.
+
+    ``workers`` processes share the nets (1: all in this one).
+    """
+    results = _map(ensemble_vs_scaling, [(net, X, y, num_masks, seed) for net in nets], workers,
+                   shipped=[net.dropout for net in nets])
+    return {key: np.array([r[key] for r in results]) for key in results[0]}
+
+
+def test_accuracy(nets: Sequence[FullyConnectedNet], X: np.ndarray, y: np.ndarray, num_masks: int = 0,
+                  seed: int = 0) -> np.ndarray:
+    """The accuracy of each net: in test mode (weight scaling) when ``num_masks`` is 0, else of the class
+    probabilities averaged over ``num_masks`` masks. For the one evaluation on the test set of what was chosen.
+    """
+    if num_masks:
+        return np.array([np.mean(mc_dropout_predictions(net, X, num_masks, seed=seed)[-1].argmax(axis=1) == y)
+                         for net in nets])
+    return np.array([evaluate(net, X, y)[1] for net in nets])
+
+
 def augment_with_shifts(random_shift: Callable, X: np.ndarray, y: np.ndarray, copies: int, max_shift: int,
                         rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """The samples (N, 64) and ``copies`` shifted copies of each (labels repeated): (N * (copies + 1), 64)."""
@@ -170,16 +272,40 @@ def flip_images(X: np.ndarray) -> np.ndarray:
     return X.reshape(-1, SIDE, SIDE)[:, :, ::-1].reshape(len(X), -1)
 
 
+def _augmentation_seed(random_shift: Callable, n_train: int, seed: int, copies: int, max_shift: int,
+                       num_iterations: int, batch_size: int, hidden: tuple[int, ...],
+                       train_kw: Mapping[str, Any]) -> dict[str, tuple]:
+    # one split: name -> (training set size, history, dev, shifted dev and test accuracy)
+    data = digits_splits(n_train=n_train, seed=seed)
+    X, y = data["X_train"], data["y_train"]
+    rng = np.random.default_rng(seed + 10)
+    sets = {"original": (X, y),
+            "+ shifted copies": augment_with_shifts(random_shift, X, y, copies, max_shift, rng),
+            "+ mirrored copies": (np.concatenate([X, flip_images(X)]), np.concatenate([y, y]))}
+    X_val_shifted = random_shift(data["X_val"].reshape(-1, SIDE, SIDE), max_shift,
+                                 np.random.default_rng(seed + 11)).reshape(len(data["X_val"]), -1)
+    out = {}
+    for name, (Xa, ya) in sets.items():
+        d = {**data, "X_train": Xa, "y_train": ya}
+        num_epochs = max(1, round(num_iterations / -(-len(ya) // batch_size)))
+        net, history = train_dropout_net(d, None, 1.0, num_epochs=num_epochs, batch_size=batch_size, seed=seed,
+                                         hidden=hidden, **train_kw)
+        out[name] = (len(ya), history, history["val_acc"][-1], evaluate(net, X_val_shifted, data["y_val"])[1],
+                     evaluate(net, data["X_test"], data["y_test"])[1])
+    return out
+
+
 def augmentation_runs(random_shift: Callable, *, n_train: int = 100, seeds: Sequence[int] = (0, 1, 2),
                       copies: int = 4, max_shift: int = 1, num_iterations: int = 1000, batch_size: int = 50,
-                      hidden: Sequence[int] = (256,), **train_kw: Any) -> dict[str, dict[str, Any]]:
+                      hidden: Sequence[int] = (256,), workers: int = 2, **train_kw: Any) -> dict[str, dict[str, Any]]:
     """A small training set as it is, with shifted copies, and with mirrored copies, on several splits.
 
     For each seed, the digits are split anew (:func:`digits_splits` with that seed, the first
     ``n_train`` training images kept) and the same net is trained on the three training sets for about
     ``num_iterations`` SGD steps each (a larger set is seen for fewer epochs). The shifted copies come
     from ``random_shift`` with ``max_shift``; the dev set is also evaluated with every image moved by
-    ``random_shift`` (a dev set whose digits are not all centred).
+    ``random_shift`` (a dev set whose digits are not all centred). ``workers`` processes share the splits
+    (1: all in this one).
 
     Returns
     -------
@@ -187,26 +313,16 @@ def augmentation_runs(random_shift: Callable, *, n_train: int = 100, seeds: Sequ
         value per seed), ``"history"`` (the first seed's)}, for the names ``"original"``,
         ``"+ shifted copies"`` and ``"+ mirrored copies"``.
     """
+    jobs = [(random_shift, n_train, seed, copies, max_shift, num_iterations, batch_size, tuple(hidden), train_kw)
+            for seed in seeds]
     runs: dict[str, dict[str, Any]] = {}
-    for seed in seeds:
-        data = digits_splits(n_train=n_train, seed=seed)
-        X, y = data["X_train"], data["y_train"]
-        rng = np.random.default_rng(seed + 10)
-        sets = {"original": (X, y),
-                "+ shifted copies": augment_with_shifts(random_shift, X, y, copies, max_shift, rng),
-                "+ mirrored copies": (np.concatenate([X, flip_images(X)]), np.concatenate([y, y]))}
-        X_val_shifted = random_shift(data["X_val"].reshape(-1, SIDE, SIDE), max_shift,
-                                     np.random.default_rng(seed + 11)).reshape(len(data["X_val"]), -1)
-        for name, (Xa, ya) in sets.items():
-            d = {**data, "X_train": Xa, "y_train": ya}
-            num_epochs = max(1, round(num_iterations / -(-len(ya) // batch_size)))
-            net, history = train_dropout_net(d, None, 1.0, num_epochs=num_epochs, batch_size=batch_size, seed=seed,
-                                             hidden=hidden, **train_kw)
-            run = runs.setdefault(name, {"n_train": len(ya), "val_acc": [], "shifted_val_acc": [], "test_acc": [],
+    for per_seed in _map(_augmentation_seed, jobs, workers, shipped=random_shift):
+        for name, (n, history, val_acc, shifted_val_acc, test_acc) in per_seed.items():
+            run = runs.setdefault(name, {"n_train": n, "val_acc": [], "shifted_val_acc": [], "test_acc": [],
                                          "history": history})
-            run["val_acc"].append(history["val_acc"][-1])
-            run["shifted_val_acc"].append(evaluate(net, X_val_shifted, data["y_val"])[1])
-            run["test_acc"].append(evaluate(net, data["X_test"], data["y_test"])[1])
+            run["val_acc"].append(val_acc)
+            run["shifted_val_acc"].append(shifted_val_acc)
+            run["test_acc"].append(test_acc)
     for run in runs.values():
         for key in ("val_acc", "shifted_val_acc", "test_acc"):
             run[key] = np.asarray(run[key])
