@@ -42,7 +42,9 @@ from __future__ import annotations
 
 import ast
 import builtins
+import collections.abc
 import functools
+import itertools
 import json
 import os
 import re
@@ -203,6 +205,13 @@ class _Encoder:
             self.put(b"R" + _U64.pack(object.__getattribute__(obj, "_token")))
         elif (kind := self._torch_kind(obj)) is not None:
             self.torch(obj, kind, depth, alias)
+        elif not self.peer.strict and "torch" in sys.modules and isinstance(obj, collections.abc.Iterator):
+            # torch.optim takes any iterable of parameters ({"params": filter(...)}): the items cross, in a list,
+            # where they are still the caller's own parameters (a handle's items would arrive as copies)
+            items = list(itertools.islice(obj, MAX_ELEMENTS + 1))
+            if len(items) > MAX_ELEMENTS:
+                raise ValueError(f"an iterator of more than {MAX_ELEMENTS} items is too long to send")
+            self.value(items, depth, alias)
         else:
             token, kind, name = self.peer.export(obj)
             self.put(b"H" + _U64.pack(token) + _U8.pack(kind))
@@ -829,10 +838,9 @@ def _wire() -> types.ModuleType:
     """``course.torch_wire``, imported when a torch object first crosses (never for the other notebooks)."""
     if __name__ == "__main__":  # the student's process: the copy beside this file (no course package here)
         import torch_wire  # type: ignore[import-not-found]
-        if not getattr(torch_wire, "_reproducible", False):
+        if not getattr(torch_wire, "_one_thread", False):
             torch_wire.torch.set_num_threads(1)  # as the notebook's setup does (its nnlab call fails here)
-            torch_wire.torch.use_deterministic_algorithms(True)
-            torch_wire._reproducible = True
+            torch_wire._one_thread = True
         return torch_wire
     from course import torch_wire
     return torch_wire

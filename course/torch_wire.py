@@ -230,7 +230,8 @@ def _extras(m: nn.Module, declared: tuple[str, ...]) -> dict:
     out = {}
     for key, value in m.__dict__.items():
         if (type(key) is str and not key.startswith("_") and key != "training" and key not in declared
-                and type(value) in _PLAIN and not hasattr(type(m), key)):
+                and type(value) in _PLAIN and not hasattr(type(m), key)
+                and not any(key in d for d in (m._parameters, m._buffers, m._modules))):
             out[key] = value
             if len(out) >= MAX_EXTRA:
                 break
@@ -328,6 +329,8 @@ def _build_module(state: Any) -> nn.Module:
           and all(type(k) is str and k.isidentifier() and not k.startswith("_") and k not in declared
                   and k != "training" and not hasattr(cls, k) and type(v) in _PLAIN for k, v in extra.items()),
           "a module with malformed attributes")
+    _need(all(type(s[f]) is not dict or not set(extra) & set(s[f]) for f in ("params", "buffers", "modules")),
+          "a plain attribute that hides a parameter or a submodule")
     m = cls.__new__(cls)
     nn.Module.__init__(m)  # no constructor: its numbers could allocate; the tensors come from the message
     for key, value in attrs.items():
