@@ -474,10 +474,10 @@ def _apply_optimizer(original: torch.optim.Optimizer, new: Any) -> None:
         for key, value in sent.items():
             if key != "params" and key in group:
                 value = tuple(value) if type(value) is list else value
-                _need(type(value) is type(group[key]) or {type(value), type(group[key])} <= {int, float},
-                      f"an optimizer setting {key!r} of another type")
                 if key in _FIXED_SETTINGS:
                     _need(value in _FIXED_SETTINGS[key], f"an optimizer setting {key!r} the grader does not run")
+                _need(type(value) is type(group[key]) or {type(value), type(group[key])} <= {int, float},
+                      f"an optimizer setting {key!r} of another type")
                 group[key] = value
     mine = {id(p) for g in original.param_groups for p in g["params"]}
     _need(all(id(p) in mine for p, _ in new.state), "optimizer state for a parameter it does not train")
