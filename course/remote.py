@@ -65,6 +65,7 @@ MAX_DEPTH = 40                 # nesting of lists, tuples and dicts
 MAX_PROXIES = 20_000           # proxies of the other side's objects one peer may create
 MAX_TEXT = 2000                # characters of an error message or a warning carried over
 MAX_NESTING = 50               # requests served inside one another (f calls the student, who calls f, ...)
+MAX_TORCH_OBJECTS = 10_000     # torch objects (tensors, modules, ...) rebuilt from one message
 # What one test cell may receive in all (Peer.new_budget() starts a cell's): bounds what test code can keep.
 MAX_RECEIVED_BYTES = 256 * 1024 ** 2
 MAX_RECEIVED_VALUES = 2_000_000
@@ -431,6 +432,8 @@ class _Decoder:
             raise self.fail("a torch object, though no test gave it one")
         wire = _wire()
         slot = len(self.torch_built)
+        if slot >= MAX_TORCH_OBJECTS:
+            raise self.fail(f"a message holds more than {MAX_TORCH_OBJECTS} torch objects")
         self.torch_built.append(None)
         rslot = None
         if self.record is not None:
