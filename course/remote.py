@@ -446,7 +446,7 @@ class _Decoder:
             self.in_torch -= 1
         try:
             obj = wire.build(kind, state, self.peer.strict)
-        except (ValueError, TypeError, RuntimeError) as exc:
+        except Exception as exc:  # Malformed, or torch refusing what it was given: nothing of it is kept
             raise self.fail(f"a malformed torch object ({_printable(str(exc), 200)})") from None
         self.torch_built[slot] = obj
         if rslot is not None:
@@ -672,7 +672,7 @@ class Peer:
             if kind is not None:
                 try:
                     _wire().apply(original, new, kind)
-                except (ValueError, TypeError, RuntimeError, KeyError, AttributeError) as exc:
+                except Exception as exc:
                     raise self.violation(f"a write-back of a torch object that does not fit it "
                                          f"({_printable(str(exc), 200)})") from None
             elif type(original) is np.ndarray and type(new) is np.ndarray:
