@@ -99,7 +99,7 @@ class StudentError(Exception):
 
 
 class CannotCross(TypeError):
-    """A value of the grader that is neither plain data, a function nor a random generator."""
+    """A value of the grader that is not plain data, a torch object that crosses, a function or a random generator."""
 
 
 class _Exhausted(Exception):

@@ -373,8 +373,8 @@ def _build_optimizer(state: Any, strict: bool) -> Any:
                                        is list and all(type(p) is nn.Parameter for p in g["params"]) for g in groups),
           "malformed optimizer groups")
     _need(type(per_param) is list and all(type(e) is list and len(e) == 2 and type(e[0]) is nn.Parameter
-                                          and type(e[1]) is dict and all(type(k) is str for k in e[1]) for e in per_param),
-          "a malformed optimizer state")
+                                          and type(e[1]) is dict and all(type(k) is str for k in e[1])
+                                          for e in per_param), "a malformed optimizer state")
     for g in groups:
         _need(all(_plain_attr(v) for k, v in g.items() if k != "params"), "malformed optimizer settings")
     for _, st in per_param:
