@@ -33,7 +33,6 @@ class CellResult:
     score: float
     max_score: float
     reason: str = ""
-    kernel_only: bool = False  # declared kernel-only (course.trusted.KERNEL_ONLY_TAG): no trusted re-run
 
     @property
     def exercise(self) -> str:
@@ -173,8 +172,6 @@ def ensure_gradebook(root: Path, assignment: str) -> None:
 def results(root: Path, assignment: str, students: list[str], problems: dict[str, str]) -> list[StudentResult]:
     """Scores from the gradebook, and for every lost point the reason taken from the graded notebook."""
     src = read_notebook(source_notebook(root, assignment))
-    from course.trusted import kernel_only_cells
-    kernel_only = set(kernel_only_cells(src))
     cells = [(grade_id(c), float(c.metadata["nbgrader"]["points"])) for c in grade_cells(src)]
     total = sum(p for _, p in cells)
     out = []
@@ -191,7 +188,7 @@ def results(root: Path, assignment: str, students: list[str], problems: dict[str
             for g, p in cells:
                 grade = gb.find_grade(g, nb_name, assignment, sid)
                 score = float(grade.score or 0.0)
-                res.cells.append(CellResult(g, score, p, reasons.get(g, "") if score < p else "", g in kernel_only))
+                res.cells.append(CellResult(g, score, p, reasons.get(g, "") if score < p else ""))
             res.score = sum(c.score for c in res.cells)
             review = root / "autograded" / sid / assignment / REVIEW_FILE
             if review.exists():
@@ -261,10 +258,6 @@ def format_report(assignment: str, results_: list[StudentResult]) -> str:
     from course.sandbox import describe_protections
 
     lines = [f"Grades for {assignment}", describe_protections(), "", f"{'student':<12} {'score':>11}  status"]
-    kernel_only = sorted({c.grade_id for r in results_ for c in r.cells if c.kernel_only})
-    if kernel_only:  # their tests hand the student's code objects that cannot cross to the trusted re-run
-        lines.insert(2, "Checked by the run in the student's kernel only (declared kernel-only, no trusted re-run): "
-                     + ", ".join(kernel_only))
     for r in results_:
         status = "NOT GRADED" if r.problem else ("full marks" if not r.lost() else f"lost points in {len(r.lost())} test cells")
         lines.append(f"{printable(r.student_id):<12} {r.score:>5g} / {r.max_score:<4g}  {status}")

@@ -16,9 +16,15 @@ What crosses, and how (both directions use one binary format, :class:`_Encoder`/
   only *call* (a function) or whose sampling methods in :data:`GENERATOR_METHODS` it can call (a
   generator), with plain data, getting plain data back. The grader serves nothing else: no
   attribute or item access, no dunder, no handle it did not register; any other message is a
-  protocol violation, after which the student's process is killed. Anything else a test passes
-  (a PyTorch module) raises :class:`CannotCross`: such a check belongs in the kernel run only
-  (``course.trusted.KERNEL_ONLY_TAG``).
+  protocol violation, after which the student's process is killed.
+- PyTorch's objects (tensors, modules of a closed set of layer types, optimizers, a DataLoader over a
+  TensorDataset) cross as descriptions: plain data that the other side rebuilds into real objects
+  (``course.torch_wire``; tag ``O``, and ``Q`` for an object met earlier in the same message, so that a
+  parameter shared by a model and its optimizer stays one object). They are written back after a call
+  like arrays: the grader applies the new state (parameters, ``requires_grad``, ``training``, submodules,
+  optimizer state) to its own objects, which keep their identity.
+- Anything else a test passes raises :class:`CannotCross`, and the trusted re-run gives that cell 0 with
+  a reason: no cell is left to the student's kernel alone.
 
 Arguments passed by value are written back after each call, as a call in one process would
 leave them: arrays changed in place are copied into the caller's arrays, dicts and lists whose
@@ -36,8 +42,10 @@ from __future__ import annotations
 
 import ast
 import builtins
+import collections.abc
 import functools
 import inspect
+import itertools
 import json
 import math
 import os
@@ -59,6 +67,7 @@ MAX_DEPTH = 40                 # nesting of lists, tuples and dicts
 MAX_PROXIES = 20_000           # proxies of the other side's objects one peer may create
 MAX_TEXT = 2000                # characters of an error message or a warning carried over
 MAX_NESTING = 50               # requests served inside one another (f calls the student, who calls f, ...)
+MAX_TORCH_OBJECTS = 10_000     # torch objects (tensors, modules, ...) rebuilt from one message
 # What one test cell may receive in all (Peer.new_budget() starts a cell's): bounds what test code can keep.
 MAX_RECEIVED_BYTES = 256 * 1024 ** 2
 MAX_RECEIVED_VALUES = 2_000_000
@@ -99,7 +108,7 @@ class StudentError(Exception):
 
 
 class CannotCross(TypeError):
-    """A value of the grader that is neither plain data, a function nor a random generator."""
+    """A value of the grader that is not plain data, a torch object that crosses, a function or a random generator."""
 
 
 class _Exhausted(Exception):
@@ -213,6 +222,10 @@ class _Encoder:
         self.chunks: list[bytes] = []
         self.size = 0
         self.count = 0
+        self.torch_seen: dict[int, int] = {}  # id -> number of the torch objects of this message, in order
+        self.torch_keep: list = []            # (alive while the message is made: their ids stay theirs)
+        self.torch_open: set[int] = set()     # being described right now (a cycle cannot be sent)
+        self.in_torch = 0                     # > 0 inside a torch object's description
 
     def put(self, data: bytes) -> None:
         self.size += len(data)
@@ -252,7 +265,7 @@ class _Encoder:
         elif alias and t in (np.ndarray, list, tuple, dict) and id(obj) in self.aliases:
             self.put(b"A" + _U32.pack(self.aliases[id(obj)]))
         elif t is np.ndarray and _plain_dtype(obj.dtype):
-            if self.record is not None:
+            if self.record is not None and not self.in_torch:
                 self.record.append(obj)
             self.put(b"a" + _U8.pack(1 if obj.flags.writeable else 0))
             self.array(obj)
@@ -267,13 +280,13 @@ class _Encoder:
                 and _scalar_type_ok(obj):
             self.text(b"S", np.dtype(obj).str)
         elif t in (list, tuple):
-            if self.record is not None:
+            if self.record is not None and not self.in_torch:
                 self.record.append(obj)
             self.put((b"l" if t is list else b"t") + _U32.pack(len(obj)))
             for item in obj:
                 self.value(item, depth + 1)
         elif t is dict and all(type(k) in _KEY_TYPES for k in obj):
-            if self.record is not None:
+            if self.record is not None and not self.in_torch:
                 self.record.append(obj)
             self.put(b"d" + _U32.pack(len(obj)))
             for key, item in obj.items():
@@ -281,10 +294,61 @@ class _Encoder:
                 self.value(item, depth + 1)
         elif isinstance(obj, Proxy) and object.__getattribute__(obj, "_peer") is self.peer:
             self.put(b"R" + _U64.pack(object.__getattribute__(obj, "_token")))
+        elif (kind := self._torch_kind(obj)) is not None:
+            self.torch(obj, kind, depth, alias)
+        elif not self.peer.strict and "torch" in sys.modules and isinstance(obj, collections.abc.Iterator):
+            # torch.optim takes any iterable of parameters ({"params": filter(...)}): the items cross, in a list,
+            # where they are still the caller's own parameters (a handle's items would arrive as copies)
+            items = list(itertools.islice(obj, MAX_ELEMENTS + 1))
+            if len(items) > MAX_ELEMENTS:
+                raise ValueError(f"an iterator of more than {MAX_ELEMENTS} items is too long to send")
+            self.value(items, depth, alias)
         else:
             token, kind, name = self.peer.export(obj)
             self.put(b"H" + _U64.pack(token) + _U8.pack(kind))
             self.text(b"s", name)
+
+    def _torch_kind(self, obj: Any) -> str | None:
+        if "torch" not in sys.modules or isinstance(obj, Proxy):
+            return None
+        try:
+            return _wire().kind_of(obj)
+        except TypeError as exc:
+            raise self._cannot_cross(obj, exc) from None
+
+    def _cannot_cross(self, obj: Any, exc: Exception) -> TypeError:
+        if not self.peer.strict:
+            return TypeError(str(exc))
+        self.peer.cannot_cross = f"{type(obj).__module__}.{type(obj).__name__}"
+        return CannotCross(str(exc))
+
+    def torch(self, obj: Any, kind: str, depth: int, alias: bool) -> None:
+        """A torch object: a reference to an argument, to an earlier object of this message, or its description."""
+        if alias and id(obj) in self.aliases:
+            self.put(b"A" + _U32.pack(self.aliases[id(obj)]))
+            return
+        if id(obj) in self.torch_open:
+            raise ValueError(f"a {type(obj).__name__} that contains itself cannot be sent")
+        if alias and id(obj) in self.torch_seen:
+            self.put(b"Q" + _U32.pack(self.torch_seen[id(obj)]))
+            return
+        self.torch_seen[id(obj)] = len(self.torch_keep)
+        self.torch_keep.append(obj)
+        if self.record is not None:
+            self.record.append(obj)
+        try:
+            description = _wire().describe(obj, kind, self.peer.strict)
+        except TypeError as exc:
+            raise self._cannot_cross(obj, exc) from None
+        self.put(b"O")
+        self.text(b"s", kind)
+        self.in_torch += 1  # the containers and arrays of a description are not arguments; its torch objects are
+        self.torch_open.add(id(obj))
+        try:
+            self.value(description, depth + 1)
+        finally:
+            self.torch_open.discard(id(obj))
+            self.in_torch -= 1
 
     def array(self, arr: np.ndarray) -> None:
         self.text(b"s", arr.dtype.str)
@@ -313,6 +377,8 @@ class _Decoder:
         self.budget = MAX_ELEMENTS
         self.aliases: list | None = None  # objects an "A" reference may name (the requester's own arguments)
         self.record: list | None = None   # by-value containers decoded, in order (a request's arguments)
+        self.torch_built: list = []       # the torch objects of this message, in order ("Q" names one)
+        self.in_torch = 0                 # > 0 inside a torch object's description
 
     def fail(self, what: str) -> ProtocolError:
         return self.peer.violation(what)
@@ -384,7 +450,7 @@ class _Decoder:
         if tag == 0x61:  # a
             writeable = self.u8()
             arr = self.array()
-            if self.record is not None:
+            if self.record is not None and not self.in_torch:
                 self.record.append(arr)
             arr.flags.writeable = bool(writeable)
             return arr
@@ -404,7 +470,7 @@ class _Decoder:
             self.room(n)
             items: list = []
             slot = None
-            if self.record is not None:
+            if self.record is not None and not self.in_torch:
                 slot = len(self.record)
                 self.record.append(items)
             for _ in range(n):
@@ -418,7 +484,7 @@ class _Decoder:
             n = self.u32()
             self.room(2 * n)
             out: dict = {}
-            if self.record is not None:
+            if self.record is not None and not self.in_torch:
                 self.record.append(out)
             for _ in range(n):
                 key = self.value(depth + 1)
@@ -431,6 +497,13 @@ class _Decoder:
             if self.aliases is None or index >= len(self.aliases):
                 raise self.fail("a reference to an argument that was never passed")
             return self.aliases[index]
+        if tag == 0x4F:  # O
+            return self.torch_object(depth)
+        if tag == 0x51:  # Q
+            index = self.u32()
+            if index >= len(self.torch_built) or self.torch_built[index] is None:
+                raise self.fail("a reference to a torch object that was not sent before it")
+            return self.torch_built[index]
         if tag == 0x52:  # R
             return self.peer.exported_object(self.u64())
         if tag == 0x48:  # H
@@ -439,6 +512,36 @@ class _Decoder:
                 raise self.fail("a malformed handle")
             return self.peer.proxy(token, kind, self.text(limit=1000))
         raise self.fail(f"an unknown value tag {tag}")
+
+    def torch_object(self, depth: int) -> Any:
+        """A torch object rebuilt from its description (``course.torch_wire``); the grader's end checks it all."""
+        if self.u8() != 0x73:
+            raise self.fail("a malformed torch object")
+        kind = self.text(limit=16)
+        if self.peer.strict and "torch" not in sys.modules:
+            raise self.fail("a torch object, though no test gave it one")
+        wire = _wire()
+        slot = len(self.torch_built)
+        if slot >= MAX_TORCH_OBJECTS:
+            raise self.fail(f"a message holds more than {MAX_TORCH_OBJECTS} torch objects")
+        self.torch_built.append(None)
+        rslot = None
+        if self.record is not None:
+            rslot = len(self.record)
+            self.record.append(None)
+        self.in_torch += 1
+        try:
+            state = self.value(depth + 1)
+        finally:
+            self.in_torch -= 1
+        try:
+            obj = wire.build(kind, state, self.peer.strict)
+        except Exception as exc:  # Malformed, or torch refusing what it was given: nothing of it is kept
+            raise self.fail(f"a malformed torch object ({_printable(str(exc), 200)})") from None
+        self.torch_built[slot] = obj
+        if rslot is not None:
+            self.record[rslot] = obj
+        return obj
 
     def dtype(self, text: str) -> np.dtype:
         if not _DTYPE.fullmatch(text):
@@ -523,7 +626,8 @@ class Peer:
                 self.cannot_cross = f"{type(obj).__module__}.{type(obj).__name__}"
                 raise CannotCross(f"a {type(obj).__module__}.{type(obj).__name__} cannot be passed to the student's "
                                   "process (only numbers, strings, NumPy arrays, lists, tuples and dicts of them, "
-                                  "functions and numpy.random.Generator can): declare this test cell kernel-only")
+                                  "torch tensors, modules, optimizers and loaders (course.torch_wire), functions "
+                                  "and numpy.random.Generator can)")
         else:
             kind = OBJECT
         token = int.from_bytes(os.urandom(7), "big") | 1
@@ -654,7 +758,14 @@ class Peer:
                     or not 0 <= change[0] < len(nodes):
                 raise self.violation("a malformed write-back")
             original, new = nodes[change[0]], change[1]
-            if type(original) is np.ndarray and type(new) is np.ndarray:
+            kind = _torch_kind(original)
+            if kind is not None:
+                try:
+                    _wire().apply(original, new, kind)
+                except Exception as exc:
+                    raise self.violation(f"a write-back of a torch object that does not fit it "
+                                         f"({_printable(str(exc), 200)})") from None
+            elif type(original) is np.ndarray and type(new) is np.ndarray:
                 if original.shape == new.shape and original.flags.writeable:
                     np.copyto(original, new, casting="unsafe")
             elif type(original) is type(new) and type(new) in (dict, list):
@@ -818,11 +929,35 @@ def _name_of(obj: Any) -> str:
     return _printable(name, 100) if type(name) is str else ""
 
 
+def _wire() -> types.ModuleType:
+    """``course.torch_wire``, imported when a torch object first crosses (never for the other notebooks)."""
+    if __name__ == "__main__":  # the student's process: the copy beside this file (no course package here)
+        import torch_wire  # type: ignore[import-not-found]
+        if not getattr(torch_wire, "_one_thread", False):
+            torch_wire.torch.set_num_threads(1)  # as the notebook's setup does (its nnlab call fails here)
+            torch_wire._one_thread = True
+        return torch_wire
+    from course import torch_wire
+    return torch_wire
+
+
+def _torch_kind(obj: Any) -> str | None:
+    """The torch kind of a node (an argument rebuilt or sent), None for anything else."""
+    if "torch" not in sys.modules or isinstance(obj, Proxy):
+        return None
+    try:
+        return _wire().kind_of(obj)
+    except TypeError:
+        return None
+
+
 def _snapshot(nodes: list) -> list:
     """What to compare after a call: a copy of each array, the items of each dict and list."""
     out: list = []
     for obj in nodes:
-        if type(obj) is np.ndarray:
+        if (kind := _torch_kind(obj)) is not None:
+            out.append((kind, _wire().snapshot(obj, kind)))
+        elif type(obj) is np.ndarray:
             out.append(obj.copy())
         elif type(obj) is dict:
             out.append(list(obj.items()))
@@ -837,7 +972,10 @@ def _changes(nodes: list, before: list) -> list:
     """``[index, object]`` for each by-value argument (or part of one) the call changed."""
     out = []
     for i, (obj, old) in enumerate(zip(nodes, before)):
-        if type(obj) is np.ndarray:
+        if type(old) is tuple:  # a torch object: (kind, its snapshot)
+            if _wire().changed(obj, old[0], old[1]):
+                out.append([i, obj])
+        elif type(obj) is np.ndarray:
             if obj.shape != old.shape or obj.dtype != old.dtype or obj.tobytes() != old.tobytes():
                 out.append([i, obj])
         elif type(obj) is dict:

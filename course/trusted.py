@@ -8,10 +8,10 @@ redefining the tests' helpers, editing test cells and calling the library's refe
 all stay inside the student's process, where they decide nothing.
 
 The protocol (``course.remote``) lets the student's process call only what a test handed it
-(a function, a random generator's sampling methods) with plain data; a test that must hand over
-anything else (a PyTorch module) cannot run here: its cell is declared *kernel-only* by tagging
-the grade cell in ``source/`` with :data:`KERNEL_ONLY_TAG`, and it is then graded by the run in
-the student's kernel alone (the grade report lists such cells).
+(a function, a random generator's sampling methods) with plain data, and rebuild PyTorch's tensors,
+modules, optimizers and loaders from their descriptions (``course.torch_wire``). Every grade cell is
+re-run here: a test that hands over anything else gets 0 with a reason (no cell is left to the
+student's kernel alone, whose word a notebook can fake).
 
 The whole re-run has one deadline (the submission's remaining time); each cell also has the
 per-cell limit. At the deadline the student's process is killed and the cells not run get 0
@@ -40,12 +40,7 @@ from course import remote, sandbox
 from course.inprocess import python_source
 from course.notebooks import EXPERIMENT_TAG, grade_cells, grade_id, is_grade, nbgrader_meta
 
-KERNEL_ONLY_TAG = "kernel-only"  # on a grade cell in source/: checked by the student's kernel run only
-
-
-def kernel_only_cells(source_nb: nbformat.NotebookNode) -> list[str]:
-    """Grade ids of the test cells declared kernel-only (their tests pass objects that cannot cross)."""
-    return [grade_id(c) for c in grade_cells(source_nb) if KERNEL_ONLY_TAG in c.get("metadata", {}).get("tags", [])]
+TORCH_WIRE = Path(__file__).with_name("torch_wire.py")  # runs in the student's process too (torch, NumPy only)
 
 
 def _deadline_reason(seconds: float, during: bool = False) -> str:
@@ -71,6 +66,7 @@ class StudentProcess:
         self.dir = Path(tempfile.mkdtemp(prefix="student-"))
         (self.dir / "cells.json").write_text(json.dumps(cells))
         shutil.copy2(remote.__file__, self.dir / "student_server.py")  # runs without the course packages
+        shutil.copy2(TORCH_WIRE, self.dir / "torch_wire.py")  # imported there only when a torch object crosses
         hidden = [str(Path(nnlab.__file__).parent), str(Path(course.__file__).parent), *hide]
         self.log = open(self.dir / "stderr.log", "wb")
         self.proc = sandbox.popen([sys.executable, str(self.dir / "student_server.py"), str(self.dir / "cells.json")],
@@ -95,7 +91,7 @@ class StudentProcess:
 
 def trusted_run(source_nb: nbformat.NotebookNode, submitted_nb: nbformat.NotebookNode,
                 limits: sandbox.Limits, hide: list[str] = (), deadline: float | None = None) -> dict[str, str]:
-    """Every grade cell's outcome: ``""`` for a pass (or a kernel-only cell), else the reason (no test code in it).
+    """Every grade cell's outcome: ``""`` for a pass, else the reason (no test code in it).
 
     ``deadline`` (``time.monotonic()``) bounds the whole re-run; by default ``limits.wall_seconds`` from now,
     less a margin (at most 5 s) so that a caller's own timer for the stage finds the verdicts made.
@@ -117,14 +113,10 @@ def trusted_run(source_nb: nbformat.NotebookNode, submitted_nb: nbformat.Noteboo
 def _run_cells(source_nb, cells, trusted, outcomes, limits, hide, deadline: float) -> None:
     student: StudentProcess | None = None
     start_failure = ""
-    kernel_only = set(kernel_only_cells(source_nb))
     total = limits.wall_seconds
     try:
         for cell in grade_cells(source_nb):
             gid = grade_id(cell)
-            if gid in kernel_only:  # declared: its tests pass objects that cannot cross; the kernel run decides
-                outcomes[gid] = ""
-                continue
             if start_failure:  # the student's code never finished loading: no point in retrying per cell
                 outcomes[gid] = start_failure
                 continue
@@ -155,9 +147,9 @@ def _run_cells(source_nb, cells, trusted, outcomes, limits, hide, deadline: floa
             except Exception as exc:
                 outcomes[gid] = f"{type(exc).__name__}: {exc}"
                 if student is not None and student.peer.cannot_cross:
-                    outcomes[gid] = (f"this test passes a {student.peer.cannot_cross} to your code, which the trusted "
-                                     "re-run cannot do (instructor: tag the grade cell "
-                                     f"'{KERNEL_ONLY_TAG}' in source/)")
+                    outcomes[gid] = (f"not graded: this test passes a {student.peer.cannot_cross} to your code, which "
+                                     "the trusted re-run cannot do, and no cell is graded by your kernel alone "
+                                     "(instructor: pass objects that course.remote can send)")
                 if student is not None and student.problems and "NameError" in outcomes[gid]:
                     outcomes[gid] += " (" + "; ".join(student.problems[:2]) + ")"
             finally:

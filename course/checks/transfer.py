@@ -5,9 +5,11 @@ Every check builds its own small models (the zoo's pretrained CNN, narrower CNNs
 float32 and float64), calls the student's function on them in this process, and compares what it did with
 what the exercise text states: which parameters require gradients, the head's type and shape, the features'
 values, the modes and batch norm's running statistics before and after, the optimizer groups, the
-parameters after an epoch. A torch module cannot cross to another process, so these cells are checked by the
-kernel run only (the notebook tags them ``kernel-only``; see ``course.trusted``). While a check runs, the
-library's references (``nnlab.transfer``) raise, however the student's code imported them.
+parameters after an epoch. In the trusted re-run (``course.trusted``) the student's function runs in another
+process: the models, tensors, optimizers, loaders and losses given to it cross as descriptions
+(``course.torch_wire``) and what it did to them comes back, so every check reads the same objects either way;
+the one hook they use is ``torch_wire.CallLog``, which crosses. While a check runs in the student's kernel,
+the library's references (``nnlab.transfer``) raise, however the student's code imported them.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import torch
 from torch import nn
 
 from course.testing import call, check_scalar, fail
+from course.torch_wire import CallLog, register_headed
 from nnlab import transfer as _references
 from nnlab.zoo import SmallCNN, load_pretrained
 
@@ -72,6 +75,9 @@ class _Model(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))
+
+
+register_headed(_Model)  # it crosses to the student's process as a features-then-classifier model
 
 
 def mlp(d_in: int = 12, hidden: int = 7, num_classes: int = 3, *, dropout: float = 0.0,
@@ -301,19 +307,6 @@ def check_replace_head(replace_head: Callable) -> None:
 
 # --------------------------------------------------------------------------- extract_features
 
-class _BatchRecorder:
-    """Forward pre-hook on model.features: the sizes of the batches it was given, with grad mode and mode."""
-
-    def __init__(self, module: nn.Module):
-        self.sizes: list[int] = []
-        self.grad: list[bool] = []
-        self.handle = module.register_forward_pre_hook(self)
-
-    def __call__(self, module: nn.Module, args: tuple) -> None:
-        self.sizes.append(int(args[0].shape[0]) if args and hasattr(args[0], "shape") and args[0].dim() else -1)
-        self.grad.append(torch.is_grad_enabled())
-
-
 def _expected_features(model: nn.Module, X: torch.Tensor) -> torch.Tensor:
     ref = copy.deepcopy(model).eval()
     with torch.no_grad():
@@ -357,19 +350,19 @@ def _check_extract_case(extract_features: Callable, name: str, what: str, model:
     modes, state = _modes(model), _state(model)
     flags = [p.requires_grad for p in model.parameters()]
     X_before = X.clone()
-    recorder = _BatchRecorder(model.features)
+    recorder = CallLog.attach(model.features)  # the batch sizes model.features saw, and whether autograd was on
     try:
         torch.manual_seed(0)
         out = _call(extract_features, model, X, name=name) if batch_size is None else \
             _call(extract_features, model, X, batch_size, name=name)
     finally:
-        recorder.handle.remove()
+        recorder.remove()
     if not torch.equal(X, X_before):
         fail(f"{desc} changed X in place; leave the caller's images as they are.")
     if not isinstance(out, torch.Tensor):
         fail(f"{desc} should return a torch tensor (N, F), but it returned {type(out).__name__}"
              f"{' (keep it a tensor: no .numpy())' if isinstance(out, np.ndarray) else ''}.")
-    if out.requires_grad or any(recorder.grad):
+    if out.requires_grad or any(recorder.grad_modes):
         fail(f"{desc} computed the features with gradients (the result requires grad, or model.features ran "
              "with autograd on): wrap the forward passes in `with torch.no_grad():`. Gradients are not needed "
              "and cost memory.")
@@ -504,10 +497,6 @@ def _Loader(X: torch.Tensor, y: torch.Tensor, batch_size: int) -> torch.utils.da
     return torch.utils.data.DataLoader(torch.utils.data.TensorDataset(X, y), batch_size=batch_size, shuffle=False)
 
 
-def _smooth_ce(scores: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return nn.functional.cross_entropy(scores, y, label_smoothing=0.2)
-
-
 def _epoch_variants(model: nn.Module, loader: Any, make_opt: Callable, loss_fn: Callable) -> dict[str, Any]:
     """The right epoch, and the known-wrong ones, each on its own copy: params after, returned values."""
     out: dict[str, Any] = {}
@@ -540,7 +529,7 @@ def _train_epoch_cases() -> list[tuple[str, nn.Module, Any, Callable, Callable]]
          _Loader(X1, y1, 8), lambda m: torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9), nn.CrossEntropyLoss()),
         ("an MLP with batch norm (float64), Adam, batches of 5 (the last one 2), label-smoothed loss",
          mlp(6, 7, 3, dtype=torch.float64, seed=12), _Loader(X2, y2, 5),
-         lambda m: torch.optim.Adam(m.parameters(), lr=0.01), _smooth_ce),
+         lambda m: torch.optim.Adam(m.parameters(), lr=0.01), nn.CrossEntropyLoss(label_smoothing=0.2)),
         ("the zoo's CNN with a new head, SGD, one batch of 27", cnn(pretrained=True), _Loader(X1, y1, 27),
          lambda m: torch.optim.SGD(m.parameters(), lr=0.05), nn.CrossEntropyLoss()),
         ("an MLP, SGD, batches of 4 (the last one 2)", mlp(4, 5, 2, seed=13), _Loader(X3, y3, 4),

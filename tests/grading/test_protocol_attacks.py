@@ -31,7 +31,7 @@ import pytest
 from course import remote
 from course.notebooks import grade_id, is_solution, read_notebook
 from course.sandbox import Limits
-from course.trusted import KERNEL_ONLY_TAG, submission_with, trusted_run
+from course.trusted import submission_with, trusted_run
 from tests.conftest import ROOT
 
 A = "00_gradient_checking"
@@ -345,17 +345,19 @@ def test_whole_rerun_has_one_deadline():
     assert out["test_numerical_gradient"] == ""
 
 
-def test_kernel_only_cells_are_skipped_and_undeclared_ones_explained():
+def test_no_cell_is_left_to_the_kernel():
+    """The old escape hatch is gone: a grade cell tagged kernel-only is re-run like any other, and a test that hands
+    the student's code an object that cannot cross scores 0 with a reason instead of trusting the kernel."""
     src = read_notebook(ROOT / "source" / A / f"{A}.ipynb")
     for cell in src.cells:
         if grade_id(cell) == "test_relative_error":
-            cell.source = "import torch\nrelative_error(torch.nn.Linear(2, 2), np.ones(2))\n" + cell.source
+            cell.source = "import torch\nrelative_error(torch.nn.LSTM(2, 2), np.ones(2))\n" + cell.source
         if grade_id(cell) == "hidden_relative_error":
-            cell.source = "import torch\nrelative_error(torch.nn.Linear(2, 2), np.ones(2))\n" + cell.source
-            cell.metadata.setdefault("tags", []).append(KERNEL_ONLY_TAG)
+            cell.metadata.setdefault("tags", []).append("kernel-only")
     out = _trusted({"relative_error": WRONG_RELATIVE_ERROR}, Limits(cell_seconds=30), src)
-    assert out["hidden_relative_error"] == ""  # declared: the kernel run decides
-    assert "kernel-only" in out["test_relative_error"] and "torch" in out["test_relative_error"]
+    assert "relative_error" in out["hidden_relative_error"]  # re-run: the wrong answer fails there too
+    why = out["test_relative_error"]
+    assert why.startswith("not graded") and "torch.nn.modules.rnn.LSTM" in why and "kernel alone" in why, why
 
 
 def test_generator_offers_only_sampling_methods():

@@ -1,6 +1,11 @@
 """The trusted re-run (course.trusted) accepts every correct answer of the mistake catalogs and rejects the
-mistakes that do not depend on aliasing (which only the kernel run can see, and which it still catches)."""
+mistakes that do not depend on aliasing (which only the kernel run can see, and which it still catches).
 
+Notebook 07 (PyTorch) passes models, tensors, optimizers and loaders to the student's process as descriptions
+(course.torch_wire): each of its mistakes must fail there with the message that names it.
+"""
+
+import functools
 import importlib
 
 import pytest
@@ -42,3 +47,23 @@ def test_trusted_run_rejects_the_mistakes(nn, name):
             continue
         out = trusted_run(src, submission_with(src, {n: code for n in exercise.split("+")}), Limits(cell_seconds=60))
         assert out[f"hidden_{exercise.split('+')[-1]}"], (exercise, label)
+
+
+TORCH = "07_transfer_learning"
+
+
+@functools.lru_cache(maxsize=1)
+def _torch_source():
+    return read_notebook(ROOT / "source" / TORCH / f"{TORCH}.ipynb")
+
+
+@pytest.mark.parametrize("exercise, label, code, phrase", catalog("07").MISTAKES,
+                         ids=[f"{m[0]}-{m[1]}" for m in catalog("07").MISTAKES])
+def test_trusted_run_names_each_torch_mistake(exercise, label, code, phrase):
+    src = _torch_source()
+    out = trusted_run(src, submission_with(src, {exercise: code}), Limits(cell_seconds=60))
+    # The course library is not there at all: its reference cannot be called (the kernel run names it the same way).
+    expected = "imports the course library" if "library's reference" in label else phrase
+    assert expected in out[f"hidden_{exercise}"], out[f"hidden_{exercise}"]
+    others = {g: why for g, why in out.items() if why and g not in (f"test_{exercise}", f"hidden_{exercise}")}
+    assert not others, others  # one mistake costs its own exercise only

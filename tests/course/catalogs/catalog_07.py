@@ -354,6 +354,13 @@ def param_groups(model, backbone_lr, head_lr):
         if len(trainable) > 0:
             groups.append({"lr": lr, "params": trainable, "weight_decay": 0.0})
     return groups"""),
+    ("param_groups", """
+def param_groups(model, backbone_lr, head_lr):
+    groups = []
+    for part, lr in ((model.features, backbone_lr), (model.classifier, head_lr)):
+        if any(p.requires_grad for p in part.parameters()):
+            groups.append({"params": filter(lambda p: p.requires_grad, part.parameters()), "lr": lr})
+    return groups"""),
     ("train_epoch", """
 def train_epoch(model, loader, optimizer, loss_fn):
     model.train()
