@@ -23,14 +23,15 @@ LRS = {"too low": 1e-3, "right": 0.1, "too high": 3.0}
 
 
 def other_random_search(train_fn, space, n_trials, rng):
-    """A correct random_search that draws its numbers in another order (dimension by dimension, last first)."""
-    values = {}
-    for name, (low, high, scale) in reversed(list(space.items())):
-        if scale == "log":
-            values[name] = 10 ** rng.uniform(np.log10(low), np.log10(high), size=n_trials)
-        else:
-            values[name] = rng.uniform(low, high, size=n_trials)
-    configs = [{name: float(values[name][i]) for name in space} for i in range(n_trials)]
+    """A correct random_search that draws its numbers in another order: in each trial the last dimension first
+    (so the learning rates come from the draws the reference spends on λ), through log10 rather than log."""
+    configs = []
+    for _ in range(n_trials):
+        config = {}
+        for name, (low, high, scale) in reversed(list(space.items())):
+            u = rng.uniform(np.log10(low), np.log10(high)) if scale == "log" else rng.uniform(low, high)
+            config[name] = float(10 ** u) if scale == "log" else float(u)
+        configs.append({name: config[name] for name in space})
     return sorted(((c, float(train_fn(dict(c)))) for c in configs), key=lambda pair: pair[1], reverse=True)
 
 
@@ -41,7 +42,7 @@ def test_other_random_search_is_a_correct_answer_with_other_draws():
     ours = P.random_search(score, space, 9, np.random.default_rng(0))
     assert len(theirs) == 9 and [s for _, s in theirs] == sorted((s for _, s in theirs), reverse=True)
     assert all(1e-3 <= c["learning_rate"] <= 3.0 and 1e-4 <= c["lam"] <= 0.1 for c, _ in theirs)
-    assert {round(c["learning_rate"], 9) for c, _ in theirs} != {round(c["learning_rate"], 9) for c, _ in ours}
+    assert sorted(c["learning_rate"] for c, _ in theirs) != sorted(c["learning_rate"] for c, _ in ours)
 
 
 def test_initial_loss_is_log_c_with_small_weights_and_far_above_with_large():
@@ -88,7 +89,7 @@ def test_update_ratio_flags_the_learning_rate_and_dead_or_saturated_units():
             # of 0.15 to 0.25 (a hundred times the healthy 1e-3), and one iteration later the minibatch loss jumps
             # from about 2.5 to between 4 and 8"
             assert 0.8 < high["first_steps"] < 1.3 and 0.15 < high["ratio"][0] < 0.25
-            assert high["ratio"][0] > 50 * np.median(w["right"][i]["ratio"])
+            assert high["ratio"][0] > 100 * 1e-3 and high["ratio"][0] > 50 * np.median(w["right"][i]["ratio"])
             assert 2.2 < high["loss"][0] < 2.9 and 4 < high["loss"][1] < 8
         # "after the first epoch most ReLU units are dead (more than 80%) and most tanh units saturated (more than
         # 90%). By the end nearly all ..., the ratio drops to 0"
@@ -129,9 +130,9 @@ def test_random_search_beats_the_grid_when_one_hyperparameter_matters(random_sea
     assert all(max(by_lr[lr]) - min(by_lr[lr]) < 0.0035 for lr in (0.001, 0.0548)) and max(by_lr[3.0]) < 0.2
     for draw in draws:
         assert len({round(c["learning_rate"], 9) for c, _ in draw["random"]}) == 9
-        # "The fine rounds (... within a factor 2 of the three best of their draw) find configurations as good,
-        # not better (within 0.01 of their first round in every draw)"
-        assert abs(draw["fine"][0][1] - draw["random"][0][1]) < 0.01
+        # "The fine rounds (... within a factor 2 of the three best of their draw) find configurations at least
+        # about as good as their first round's"
+        assert draw["fine"][0][1] > draw["random"][0][1] - 0.01
         lo, hi, _ = draw["fine_space"]["learning_rate"]
         top = [c["learning_rate"] for c, _ in draw["random"][:3]]
         assert np.isclose(lo, max(1e-3, min(top) / 2)) and np.isclose(hi, min(3.0, max(top) * 2))
@@ -142,6 +143,8 @@ def test_random_search_beats_the_grid_when_one_hyperparameter_matters(random_sea
         assert all(beats)
         assert all(0.94 <= d["random"][0][1] <= 0.95 and 0.5 < d["random"][0][0]["learning_rate"] < 1.2
                    for d in draws)
+        # "in the reference run within 0.01 in every draw"
+        assert all(abs(d["fine"][0][1] - d["random"][0][1]) < 0.01 for d in draws)
     else:  # "That is likely, not certain": another order of draws wins in most draws too
         assert sum(beats) >= 4
 
