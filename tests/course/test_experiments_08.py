@@ -159,7 +159,7 @@ def test_ensemble_is_level_with_its_members_on_dev_and_tested_once():
     assert all(abs(e["gain_over_mean"]) < one_image for e in ensembles)
     assert min(e["gain_over_mean"] for e in ensembles) < 0 < max(e["gain_over_mean"] for e in ensembles)
     for e in ensembles:
-        assert e["chosen"] == int(np.argmax(e["members_dev"])) and e["members_dev"][e["chosen"]] == e["members_dev"].max()
+        assert e["chosen"] == int(np.argmax(e["members_dev"]))                      # chosen on dev
     # "beats the member the dev set chose by 0 to 1.9 points: in one seed of three ... (there the chosen member,
     # 92.8% on dev, scored 90.5% on test), in the other two it is within one image"
     gains = sorted(e["gain_over_chosen"] for e in ensembles)
