@@ -233,12 +233,39 @@ def test_run_all_runs_serially_without_fork_or_when_processes_are_refused(monkey
     assert S.run_all(jobs, processes=2) == [0, 1, 4]
     monkeypatch.setattr(S.multiprocessing, "get_all_start_methods", lambda: ["fork"])
 
-    class Refusing:
-        def Pool(self, n):  # noqa: N802 - multiprocessing's name
+    class Refusing:  # a ProcessPoolExecutor whose workers cannot be started
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def submit(self, fn, *args):
             raise OSError("Resource temporarily unavailable")
 
-    monkeypatch.setattr(S.multiprocessing, "get_context", lambda method: Refusing())
+    monkeypatch.setattr(S, "ProcessPoolExecutor", Refusing)
     assert S.run_all(jobs, processes=2) == [0, 1, 4] and S._JOBS == []
+
+
+@pytest.mark.serial  # it starts worker processes
+def test_run_all_raises_a_jobs_error_and_a_dead_worker_instead_of_hanging():
+    import os
+    from concurrent.futures.process import BrokenProcessPool
+
+    if "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("no fork here: run_all runs serially")
+
+    def fails():
+        raise NotImplementedError("exercise 2.1")
+
+    with pytest.raises(NotImplementedError, match="exercise 2.1"):
+        S.run_all([lambda: 1, fails], processes=2)
+    with pytest.raises(BrokenProcessPool):
+        S.run_all([lambda: 1, lambda: os._exit(3)], processes=2)
+    assert S._JOBS == []
 
 
 def test_spread_is_the_mean_and_the_range():

@@ -10,6 +10,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -27,7 +28,8 @@ def run_all(jobs: Sequence[Callable[[], Any]], processes: int | None = None) -> 
     With ``processes`` > 1 (default: the machine's cores, at most one per job) the jobs run in forked
     worker processes: a job need not be picklable (it is inherited through the fork: a student's function
     or a lambda is fine), its result must be. Where fork is unavailable or refused (Windows, a sandbox
-    that limits processes) the jobs run one after the other, with the same results.
+    that limits processes) the jobs run one after the other, with the same results. A job's exception is
+    raised here; a worker that dies (killed, ``os._exit``) raises ``BrokenProcessPool`` rather than hanging.
     """
     global _JOBS
     jobs = list(jobs)
@@ -36,13 +38,12 @@ def run_all(jobs: Sequence[Callable[[], Any]], processes: int | None = None) -> 
         return [job() for job in jobs]
     _JOBS = jobs
     try:
-        pool = multiprocessing.get_context("fork").Pool(n)
-    except OSError:  # no processes allowed here: the same runs, serially
-        _JOBS = []
-        return [job() for job in jobs]
-    try:
-        with pool:
-            return pool.map(_run, range(len(jobs)), chunksize=1)
+        with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork")) as pool:
+            try:
+                futures = [pool.submit(_run, i) for i in range(len(jobs))]
+            except OSError:  # no processes allowed here: the same runs, serially
+                return [job() for job in jobs]
+            return [f.result() for f in futures]
     finally:
         _JOBS = []
 
