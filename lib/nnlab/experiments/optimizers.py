@@ -2,7 +2,10 @@
 
 The update rules, schedules and minibatch iterator are arguments, so the notebook runs the student's own
 functions; the networks are :class:`nnlab.network.FullyConnectedNet` trained by :class:`nnlab.trainer.Trainer`
-on the 8x8 digits. Everything is deterministic given the seeds, except the wall-time measurement
+on the 8x8 digits. Each network experiment is repeated over
+:data:`SEEDS` (the initial weights and the minibatch order; the split stays the same) and run in worker
+processes where the platform forks (:func:`nnlab.experiments.seeds.run_all`). Everything is deterministic given
+the seeds, except the wall-time measurement
 (:func:`epoch_seconds`), whose result the notebook takes from :data:`RECORDED_EPOCH_SECONDS` unless asked to
 measure on the reader's machine.
 
@@ -13,6 +16,7 @@ them (the recorded values below come from that command).
 from __future__ import annotations
 
 import copy
+import itertools
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -22,6 +26,7 @@ from threadpoolctl import threadpool_limits
 
 from nnlab import data as _data
 from nnlab import optim
+from nnlab.experiments.seeds import run_all
 from nnlab.network import FullyConnectedNet
 from nnlab.trainer import Trainer, evaluate
 
@@ -152,12 +157,25 @@ NET_CONFIGS: dict[str, dict[str, Any]] = {
 }
 
 
+#: The seeds of every network experiment: each run is repeated once per seed (initial weights, batch order).
+SEEDS: tuple[int, ...] = (0, 1, 2)
+
+
 def compare_optimizers(rules: Mapping[str, Rule], data: Mapping[str, np.ndarray],
                        configs: Mapping[str, Mapping[str, Any]] = NET_CONFIGS, num_epochs: int = 20,
-                       minibatches: Callable | None = None) -> dict[str, dict[str, Any]]:
-    """Train the same net (same initial weights, same minibatches) once per rule; histories by rule name."""
-    return {name: train(rule, configs[name], data, num_epochs=num_epochs, minibatches=minibatches)
-            for name, rule in rules.items()}
+                       minibatches: Callable | None = None, seeds: Sequence[int] = SEEDS,
+                       processes: int | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Train the same net (same initial weights, same minibatches) with each rule, once per seed.
+
+    Returns
+    -------
+    histories : dict rule name -> one history per seed, in the order of ``seeds``.
+    """
+    jobs = [lambda r=rule, n=name, s=seed: train(r, configs[n], data, num_epochs=num_epochs, seed=s,
+                                                  minibatches=minibatches)
+            for name, rule in rules.items() for seed in seeds]
+    results = iter(run_all(jobs, processes))
+    return {name: [next(results) for _ in seeds] for name in rules}
 
 
 def epoch_seconds(rules: Mapping[str, Rule], data: Mapping[str, np.ndarray],
@@ -270,10 +288,49 @@ def gradient_noise(minibatches: Callable, data: Mapping[str, np.ndarray], batch_
 
 
 def batch_size_runs(rule: Rule, minibatches: Callable, data: Mapping[str, np.ndarray], batch_sizes: Sequence[int],
-                    config: Mapping[str, Any], num_epochs: int = 5) -> dict[int, dict[str, Any]]:
-    """Train the same net with each batch size (same learning rate, same number of epochs)."""
-    return {int(B): train(rule, config, data, num_epochs=num_epochs, batch_size=int(B), minibatches=minibatches)
-            for B in batch_sizes}
+                    config: Mapping[str, Any], num_epochs: int = 3, seeds: Sequence[int] = SEEDS,
+                    processes: int | None = None) -> dict[str, dict[int, list[dict[str, Any]]]]:
+    """Train the same net with each batch size and the same learning rate, compared two ways.
+
+    ``"epochs"``: every batch size for ``num_epochs`` epochs (the same number of sample gradients, so the
+    small batches take many more updates); ``"updates"``: every batch size for the number of updates the
+    largest batch size below the full set takes in ``num_epochs`` epochs (the full batch runs more epochs,
+    a small batch stops within its first epoch). Once per seed.
+
+    Returns
+    -------
+    runs : ``{"epochs": {B: [history per seed]}, "updates": {B: [history per seed]}, "num_updates": int}``;
+        each history also holds ``"updates"``, the number of steps taken.
+    """
+    N = len(data["y_train"])
+    sizes = [int(B) for B in batch_sizes]
+    below = [B for B in sizes if B < N]
+    num_updates = num_epochs * -(-N // max(below)) if below else num_epochs
+
+    def run(B: int, seed: int, equal_updates: bool) -> dict[str, Any]:
+        per_epoch = -(-N // B)
+        if not equal_updates:
+            epochs, batches = num_epochs, minibatches
+        elif num_updates % per_epoch == 0:
+            epochs, batches = num_updates // per_epoch, minibatches
+        else:  # stop within an epoch: the first num_updates batches of one epoch
+            epochs = 1
+            batches = lambda X, y, b, rng: itertools.islice(minibatches(X, y, b, rng), num_updates)  # noqa: E731
+        history = train(rule, config, data, num_epochs=epochs, batch_size=B, seed=seed, minibatches=batches)
+        history["updates"] = len(history["loss"])
+        return history
+
+    same = {B for B in sizes if num_epochs * -(-N // B) == num_updates}  # one run serves both comparisons
+    keys = [(mode, B, seed) for mode in ("epochs", "updates") for B in sizes for seed in seeds
+            if mode == "epochs" or B not in same]
+    results = run_all([lambda k=k: run(k[1], k[2], k[0] == "updates") for k in keys], processes)
+    out: dict[str, Any] = {"epochs": {B: [] for B in sizes}, "updates": {B: [] for B in sizes},
+                           "num_updates": num_updates}
+    for (mode, B, _), h in zip(keys, results):
+        out[mode][B].append(h)
+    for B in same:
+        out["updates"][B] = out["epochs"][B]
+    return out
 
 
 # ----------------------------------------------------------------------------------------------- schedules
@@ -301,23 +358,33 @@ class ReduceOnPlateau:
 
 
 def schedule_runs(rule: Rule, schedules: Mapping[str, Callable[[float, int], float] | None],
-                  data: Mapping[str, np.ndarray], lr0: float, num_epochs: int = 40, plateau: bool = True,
-                  config: Mapping[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+                  data: Mapping[str, np.ndarray], lr0: float, num_epochs: int = 30, plateau: bool = True,
+                  config: Mapping[str, Any] | None = None, seeds: Sequence[int] = SEEDS,
+                  processes: int | None = None) -> dict[str, list[dict[str, Any]]]:
     """Train the same net with each learning-rate schedule ``schedule(lr0, epoch)`` (None: constant), and,
-    with ``plateau``, once more halving the rate when the validation loss stalls for 3 epochs.
+    with ``plateau``, once more halving the rate when the validation loss stalls for 3 epochs; once per seed.
 
     Returns
     -------
-    runs : dict name -> the trainer's history (``lr`` per epoch, ``train_loss``, ``val_loss``, ``val_acc``, ...).
+    runs : dict name -> one history per seed (``lr`` per epoch, ``train_loss``, ``val_loss``, ``val_acc``, ...;
+        the plateau runs also hold ``"reductions"``, the epochs after which the rate was halved).
     """
     cfg = {**(config or {}), "learning_rate": lr0}
-    runs = {name: train(rule, cfg, data, num_epochs=num_epochs, lr_decay=s if s is not None else 1.0)
-            for name, s in schedules.items()}
-    if plateau:
+
+    def scheduled(s: Callable | None, seed: int) -> dict[str, Any]:
+        return train(rule, cfg, data, num_epochs=num_epochs, lr_decay=s if s is not None else 1.0, seed=seed)
+
+    def on_plateau(seed: int) -> dict[str, Any]:
         hook = ReduceOnPlateau()
-        runs["reduce on plateau"] = train(rule, cfg, data, num_epochs=num_epochs, on_epoch_end=hook)
-        runs["reduce on plateau"]["reductions"] = hook.reductions
-    return runs
+        history = train(rule, cfg, data, num_epochs=num_epochs, on_epoch_end=hook, seed=seed)
+        history["reductions"] = hook.reductions
+        return history
+
+    names = list(schedules) + (["reduce on plateau"] if plateau else [])
+    jobs = [(lambda s=schedules[n], seed=seed: scheduled(s, seed)) if n in schedules
+            else (lambda seed=seed: on_plateau(seed)) for n in names for seed in seeds]
+    results = iter(run_all(jobs, processes))
+    return {name: [next(results) for _ in seeds] for name in names}
 
 
 # ----------------------------------------------------------------------------------------------- second order

@@ -2,7 +2,9 @@
 
 Every experiment trains :class:`nnlab.network.FullyConnectedNet` with :class:`nnlab.trainer.Trainer` on the
 8x8 digits (through :func:`nnlab.experiments.regularization.train_net`), with the student's functions plugged in
-where the notebook asks for them. Everything is deterministic given the seeds.
+where the notebook asks for them. Everything is deterministic given the seeds. The comparisons are repeated
+over seeds, draws or data splits (:data:`SEEDS`), in worker processes where the platform forks
+(:func:`nnlab.experiments.seeds.run_all`).
 """
 
 from __future__ import annotations
@@ -15,13 +17,18 @@ import numpy as np
 from nnlab import optim
 from nnlab.activations import softmax
 from nnlab.experiments.regularization import digits_splits, train_net
+from nnlab.experiments.seeds import run_all
 from nnlab.init import random_init
 from nnlab.network import FullyConnectedNet
 from nnlab.practice import class_weighted_cross_entropy, grid_search, refine_space
 from nnlab.trainer import Trainer, accuracy
 
 __all__ = ["initial_losses", "overfit_tiny", "random_labels", "learning_rates", "monitor_training",
-           "first_layer_weights", "search_comparison", "ensemble_vs_members", "imbalanced"]
+           "monitor_over_seeds", "first_layer_weights", "search_comparison", "search_draws", "ensemble_vs_members",
+           "imbalanced", "imbalanced_over_splits"]
+
+#: The seeds (or data splits) each comparison is repeated over.
+SEEDS: tuple[int, ...] = (0, 1, 2)
 
 
 # --------------------------------------------------------------------------- sanity checks
@@ -128,7 +135,8 @@ def monitor_training(update_ratio: Callable[[np.ndarray, np.ndarray], float], lr
     Returns
     -------
     runs : dict name -> {``"ratio"``: (iterations,), ``"dead"``: (num_epochs,), ``"saturated"``: (num_epochs,),
-        ``"val_acc"``: final dev accuracy}.
+        ``"val_acc"``: final dev accuracy, ``"first_steps"``: the largest ratio of the first 10 iterations,
+        ``"loss"``: the minibatch loss of every iteration}.
     """
     data = digits_splits(n_train=None, seed=seed)
     runs = {}
@@ -154,8 +162,23 @@ def monitor_training(update_ratio: Callable[[np.ndarray, np.ndarray], float], lr
             net, history = train_net(data, num_epochs=num_epochs, lr=lr, seed=seed, update_rule=rule,
                                      hidden=(hidden,), activation=activation, on_epoch_end=watch)
         runs[name] = {"ratio": np.array(ratios), "dead": np.array(dead), "saturated": np.array(saturated),
-                      "val_acc": history["val_acc"][-1]}
+                      "val_acc": history["val_acc"][-1], "first_steps": float(np.max(ratios[:10])),
+                      "loss": np.array(history["loss"])}
     return runs
+
+
+def monitor_over_seeds(update_ratio: Callable[[np.ndarray, np.ndarray], float], lrs: Mapping[str, float],
+                       num_epochs: int = 15, activation: str = "relu", seeds: Sequence[int] = SEEDS,
+                       processes: int | None = None) -> dict[str, list[dict[str, Any]]]:
+    """:func:`monitor_training` once per seed (the split, the initial weights and the batch order).
+
+    Returns
+    -------
+    runs : dict name -> one run per seed, in the order of ``seeds``.
+    """
+    per_seed = run_all([lambda s=s: monitor_training(update_ratio, lrs, num_epochs=num_epochs,
+                                                     activation=activation, seed=s) for s in seeds], processes)
+    return {name: [runs[name] for runs in per_seed] for name in lrs}
 
 
 def first_layer_weights(runs: Mapping[str, Mapping[str, Any]], hidden: int = 16, seed: int = 0
@@ -228,32 +251,75 @@ def search_comparison(random_search: Callable[..., list], space: Mapping[str, tu
     return {"grid": grid_results, "random": list(random_results), "fine": list(fine), "fine_space": fine_space}
 
 
-# --------------------------------------------------------------------------- ensembles and error analysis
+def search_draws(random_search: Callable[..., list], space: Mapping[str, tuple[float, float, str]],
+                 n_trials: int = 9, draws: Sequence[int] = (0, 1, 2, 3, 4),
+                 train_fn: Callable[[dict], float] = short_training_score,
+                 processes: int | None = None) -> dict[str, Any]:
+    """The grid once (it is deterministic) and the random search with its fine round once per draw.
 
-def ensemble_vs_members(ensemble_predict: Callable[[list], np.ndarray], n_members: int = 5, n_train: int = 300,
-                        num_epochs: int = 60, seeds: Sequence[int] = (0,)) -> list[dict[str, Any]]:
-    """Train ``n_members`` nets that differ only in their seed (initial weights, batch order), average their
-    test-set probabilities with the student's ``ensemble_predict``, and compare with the members.
-
-    Each entry of ``seeds`` gives one independent ensemble (members seeded ``100 * seed + i``).
+    Draw ``d`` seeds the random round with ``default_rng(2 d)`` and the fine round with ``default_rng(2 d + 1)``
+    (draw 0 is :func:`search_comparison`'s).
 
     Returns
     -------
-    ensembles : one dict per seed: ``"members"`` (n_members,) test accuracies, ``"ensemble"`` its test accuracy,
-        ``"gain_over_best"`` and ``"gain_over_mean"`` (accuracy points, as fractions).
+    results : ``{"grid": [(config, score), ...], "draws": [{"random": ..., "fine": ..., "fine_space": ...}, ...]}``.
+    """
+    k = int(round(np.sqrt(n_trials)))
+    grid = {name: np.geomspace(low, high, k) if scale == "log" else np.linspace(low, high, k)
+            for name, (low, high, scale) in space.items()}
+
+    def draw(d: int) -> dict[str, Any]:
+        first = list(random_search(train_fn, dict(space), n_trials, np.random.default_rng(2 * d)))
+        fine_space = refine_space(first, space)
+        fine = list(random_search(train_fn, fine_space, n_trials, np.random.default_rng(2 * d + 1)))
+        return {"random": first, "fine": fine, "fine_space": fine_space}
+
+    results = run_all([lambda: grid_search(train_fn, grid)] + [lambda d=d: draw(d) for d in draws], processes)
+    return {"grid": results[0], "draws": results[1:]}
+
+
+# --------------------------------------------------------------------------- ensembles and error analysis
+
+def ensemble_vs_members(ensemble_predict: Callable[[list], np.ndarray], n_members: int = 5, n_train: int = 300,
+                        num_epochs: int = 60, seeds: Sequence[int] = (0,),
+                        processes: int | None = None) -> list[dict[str, Any]]:
+    """Train ``n_members`` nets that differ only in their seed (initial weights, batch order), average their
+    probabilities with the student's ``ensemble_predict``, and compare with the members, choosing on dev.
+
+    Each entry of ``seeds`` gives one independent ensemble (members seeded ``100 * seed + i``). The members and
+    the ensemble are compared on the dev set, where the best member is chosen; the test set is then evaluated
+    for the two candidates only: the chosen member and the ensemble.
+
+    Returns
+    -------
+    ensembles : one dict per seed: ``"members_dev"`` (n_members,) dev accuracies, ``"ensemble_dev"``,
+        ``"chosen"`` (the index of the member with the best dev accuracy, the first on a tie), ``"chosen_test"``
+        and ``"ensemble_test"`` (test accuracies), ``"gain_over_chosen"`` (test, ensemble minus chosen member)
+        and ``"gain_over_mean"`` (dev, ensemble minus the members' mean): accuracy points, as fractions.
     """
     data = digits_splits(n_train=n_train)
+
+    def member(seed: int) -> tuple[np.ndarray, np.ndarray]:
+        net, _ = train_net(data, num_epochs=num_epochs, seed=seed)
+        return softmax(net.loss(data["X_val"]), axis=1), softmax(net.loss(data["X_test"]), axis=1)
+
+    probs = run_all([lambda m=100 * s + i: member(m) for s in seeds for i in range(n_members)], processes)
+
+    def acc(p: np.ndarray, y: np.ndarray) -> float:
+        return float(np.mean(np.asarray(p).argmax(axis=1) == y))
+
     out = []
-    for s in seeds:
-        probs, accs = [], []
-        for i in range(n_members):
-            net, _ = train_net(data, num_epochs=num_epochs, seed=100 * s + i)
-            p = softmax(net.loss(data["X_test"]), axis=1)
-            probs.append(p)
-            accs.append(float(np.mean(p.argmax(axis=1) == data["y_test"])))
-        ens = float(np.mean(np.asarray(ensemble_predict(probs)).argmax(axis=1) == data["y_test"]))
-        out.append({"members": np.array(accs), "ensemble": ens, "gain_over_best": ens - max(accs),
-                    "gain_over_mean": ens - float(np.mean(accs))})
+    for j, _ in enumerate(seeds):
+        dev, test = zip(*probs[j * n_members:(j + 1) * n_members])
+        members_dev = np.array([acc(p, data["y_val"]) for p in dev])
+        ensemble_dev = acc(ensemble_predict(list(dev)), data["y_val"])
+        chosen = int(np.argmax(members_dev))
+        chosen_test = acc(test[chosen], data["y_test"])
+        ensemble_test = acc(ensemble_predict(list(test)), data["y_test"])
+        out.append({"members_dev": members_dev, "ensemble_dev": ensemble_dev, "chosen": chosen,
+                    "chosen_test": chosen_test, "ensemble_test": ensemble_test,
+                    "gain_over_chosen": ensemble_test - chosen_test,
+                    "gain_over_mean": ensemble_dev - float(members_dev.mean())})
     return out
 
 
@@ -296,3 +362,15 @@ def imbalanced(data: Mapping[str, np.ndarray], num_epochs: int = 40, seed: int =
         runs[name] = {"cm": cm, "per_class": np.diag(cm) / cm.sum(axis=1), "test_acc": float(np.trace(cm) / cm.sum()),
                       "class_weights": w, "train_counts": counts}
     return runs
+
+
+def imbalanced_over_splits(minority: Sequence[int] = (5, 6, 7, 8, 9), keep: float = 0.05, num_epochs: int = 40,
+                           seeds: Sequence[int] = SEEDS, processes: int | None = None) -> list[dict[str, dict]]:
+    """:func:`imbalanced` on one imbalanced split per seed (which images are kept, the split, the initial weights).
+
+    Returns
+    -------
+    runs : one ``{"plain": ..., "reweighted": ...}`` per seed, as :func:`imbalanced` returns.
+    """
+    return run_all([lambda s=s: imbalanced(imbalanced_split(minority, keep, seed=s), num_epochs=num_epochs, seed=s)
+                    for s in seeds], processes)
