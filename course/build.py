@@ -70,11 +70,15 @@ def execute_notebook(nb: nbformat.NotebookNode, cwd: Path, timeout: int = 300) -
 # Packages whose version changes what a solution prints (the machine's BLAS is not an input: the committed
 # solutions are compared with a fresh build within tolerances, tests/course/test_pipeline.py).
 VERSIONED = ("numpy", "scipy", "matplotlib", "scikit-learn", "torch", "nbclient", "ipykernel", "nbformat")
+# What of the course package a solution runs: its visible tests' helpers and checks, the %check loader, and how a
+# solution is made. The grading machinery (ingest, jobs, sandbox, ...) changes no solution's outputs; a module the
+# notebooks start importing must be added here (test_solutions_are_current compares with a fresh build anyway).
+SOLUTION_CODE = ("__init__.py", "testing.py", "magic.py", "build.py", "notebooks.py", "torch_wire.py", "checks")
 
 
 def solution_inputs(root: Path, assignment: str) -> str:
     """A content hash of what a solution's execution depends on: the assignment's source folder, the library
-    (``nnlab``) and the course package it imports (``course``: its test helpers, checks and ``%check``), and
+    (``nnlab``), the course code it runs (:data:`SOLUTION_CODE`: its test helpers, checks and ``%check``), and
     the versions of Python and of :data:`VERSIONED`. File bytes only: the same on every machine."""
     import hashlib
     import importlib.metadata
@@ -92,11 +96,14 @@ def solution_inputs(root: Path, assignment: str) -> str:
     for path in sorted((root / "source" / assignment).iterdir()):
         if path.is_file():
             add(f"source/{path.name}", path.read_bytes())
-    for package in (nnlab, course):
+    for package, parts in ((nnlab, None), (course, SOLUTION_CODE)):
         base = Path(package.__file__).parent
         for path in sorted(base.rglob("*")):
+            rel = path.relative_to(base)
+            if parts is not None and rel.parts[0] not in parts:
+                continue
             if path.is_file() and "__pycache__" not in path.parts and path.suffix not in (".pyc", ".pyo"):
-                add(f"{package.__name__}/{path.relative_to(base).as_posix()}", path.read_bytes())
+                add(f"{package.__name__}/{rel.as_posix()}", path.read_bytes())
     add("python", platform.python_version().encode())
     for name in VERSIONED:
         try:

@@ -38,7 +38,7 @@ import unicodedata
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Callable
 
 # -- the id rule --------------------------------------------------------------------------------
 
@@ -139,17 +139,23 @@ def _frame(out: IO[bytes], header: dict, data: bytes = b"") -> None:
     out.write(data)
 
 
-def _read_fd(fd: int, limit: int) -> bytes | None:
-    """At most ``limit`` bytes of an open regular file; None when it holds more."""
+def read_capped(read: Callable[[int], bytes], limit: int) -> bytes | None:
+    """Everything ``read(n)`` gives, in chunks, or None as soon as it is more than ``limit`` bytes (a file that
+    grows while read, a zip entry whose header lies about its size)."""
     chunks, left = [], limit + 1
     while left > 0:
-        chunk = os.read(fd, min(left, 1 << 20))
+        chunk = read(min(left, 1 << 20))
         if not chunk:
             break
         chunks.append(chunk)
         left -= len(chunk)
     data = b"".join(chunks)
     return None if len(data) > limit else data
+
+
+def _read_fd(fd: int, limit: int) -> bytes | None:
+    """At most ``limit`` bytes of an open regular file; None when it holds more."""
+    return read_capped(lambda n: os.read(fd, n), limit)
 
 
 def _walk(dir_fd: int, rel: str, depth: int, out: IO[bytes], budget: _Budget, expect_uid: int | None) -> None:
@@ -254,16 +260,8 @@ def _safe_member_path(name: str) -> str:
 
 def _stream_zip_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes | None:
     """An entry's bytes, decompressed in chunks and stopped past ``limit`` (its header's size is not trusted)."""
-    chunks, left = [], limit + 1
     with zf.open(info) as src:
-        while left > 0:
-            chunk = src.read(min(left, 1 << 20))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
-    data = b"".join(chunks)
-    return None if len(data) > limit else data
+        return read_capped(src.read, limit)
 
 
 def read_zip_child(src: IO[bytes], out: IO[bytes]) -> None:

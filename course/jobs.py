@@ -232,15 +232,10 @@ def read_file(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
             raise OSError(errno.EINVAL, "not a regular file", str(path))
         if info.st_size > limit:
             raise OSError(errno.EFBIG, f"larger than {limit // 1024 ** 2} MiB", str(path))
-        chunks, left = [], limit + 1
-        while left > 0:
-            chunk = os.read(fd, min(left, 1 << 20))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
-        data = b"".join(chunks)
-        if len(data) > limit:
+        from course.ingest import read_capped
+
+        data = read_capped(lambda n: os.read(fd, n), limit)
+        if data is None:
             raise OSError(errno.EFBIG, f"larger than {limit // 1024 ** 2} MiB", str(path))
         return data
     finally:

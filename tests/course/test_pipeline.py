@@ -243,3 +243,19 @@ def test_bench_measures_and_rejects_bad_arguments(scratch_course):
     assert proc.returncode == 2 and "at least 1" in proc.stderr
     proc = run_course(scratch_course, "bench", "--skip", "nothing")
     assert proc.returncode == 2 and "invalid choice" in proc.stderr
+
+
+def test_only_what_a_solution_runs_makes_it_stale(tmp_path, monkeypatch):
+    """The grading machinery changes no solution's outputs: editing it leaves every solution current."""
+    import course
+    from course.build import solution_inputs
+
+    copy = tmp_path / "course"
+    shutil.copytree(ROOT / "course", copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(course, "__file__", str(copy / "__init__.py"))
+    before = solution_inputs(ROOT, A)
+    (copy / "ingest.py").write_text((copy / "ingest.py").read_text() + "\n# a grading-only change\n")
+    assert solution_inputs(ROOT, A) == before
+    (copy / "checks" / "gradient_checking.py").write_text(
+        (copy / "checks" / "gradient_checking.py").read_text() + "\n# a visible test's helper\n")
+    assert solution_inputs(ROOT, A) != before
