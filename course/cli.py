@@ -98,7 +98,8 @@ def _cmd_grade(args: argparse.Namespace) -> int:
         except (FileNotFoundError, ValueError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-        if intake.set_aside or intake.left_out or args.submissions or args.zip:
+        if intake.set_aside or intake.left_out or intake.students and (args.submissions or args.zip) \
+                or (args.submissions or args.zip) and not args.all:  # --all: quiet about assignments nobody handed in
             print(f"{name}: {intake.summary()}")
         students = intake.students
         if not students:
