@@ -34,6 +34,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 import unicodedata
 import zipfile
 from dataclasses import dataclass, field
@@ -269,9 +270,6 @@ def read_zip_child(src: IO[bytes], out: IO[bytes]) -> None:
 
     Each frame names its ``member`` (the LMS zip's entry): that, not anything inside, says whose it is.
     """
-    import io
-    import tempfile
-
     with tempfile.TemporaryFile() as tmp:  # zipfile needs to seek
         shutil.copyfileobj(src, tmp)
         tmp.seek(0)
@@ -405,7 +403,7 @@ def _has_user(uid: int) -> bool:
         return False
 
 
-def _nobody_uid() -> int | None:
+def _nobody_uid() -> int:
     try:
         return pwd.getpwnam(NOBODY).pw_uid
     except KeyError:
@@ -415,8 +413,6 @@ def _nobody_uid() -> int | None:
 def _run_reader(args: list[str], uid: int | None, stdin: IO[bytes] | None = None,
                 max_bytes: int = MAX_SUBMISSION_BYTES, pass_fds: tuple[int, ...] = ()) -> tuple[list[_File], list[tuple[str | None, str]], str]:
     """Run the reading child; returns (files, skipped (member, why), error). Every frame is checked here again."""
-    import tempfile
-
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": os.pathsep.join(sys.path),
            "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
     with tempfile.TemporaryFile() as out:
@@ -478,8 +474,6 @@ def _clean_relpath(rel: str) -> str:
 
 def write_submission(root: Path, assignment: str, sid: str, files: dict[str, bytes]) -> None:
     """Put one submission in ``submitted/<sid>/<assignment>/``, whole: staged, then moved into place."""
-    import tempfile
-
     from course.jobs import write_tree
 
     assert not check_id(sid), sid
