@@ -96,7 +96,8 @@ ATTACKS = {"fork-memory": lambda nb: with_cell(nb, FORK_MEMORY),
 # student -> what its reason must say
 REASONS = {"fork-memory": r"more than 2 GiB of memory in all its processes together",
            "disk-filler": r"wrote more than 256 MiB to disk",
-           "busy-200": r"time|out of time|Kernel|died"}
+           # whichever of its limits stops it first: time, processes, or (200 forked kernels) memory
+           "busy-200": r"time|out of time|Kernel|died|processes|memory in all its processes together"}
 
 
 def write(root: Path, students: dict) -> None:
