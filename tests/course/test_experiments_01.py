@@ -121,20 +121,18 @@ def moons_runs():
 
 @pytest.mark.parametrize("implementation", ["", "other "])
 def test_linear_net_is_no_better_than_one_layer_and_nonlinear_nets_fit_the_moons(moons_runs, implementation):
-    # "89% training accuracy (87% validation, exactly what its collapsed single layer gets), ReLU or tanh:
-    #  100% and 99.75% training, 99% and 98.5% validation"
+    # "the linear 4-layer net draws a straight line, with exactly the validation accuracy of its collapsed single
+    #  layer", "the same net with your ReLU or tanh bends around the moons"
     data, all_runs = moons_runs
     runs = {"identity": all_runs["identity"], "relu": all_runs[implementation + "relu"],
             "tanh": all_runs[implementation + "tanh"]}
     net, hist = runs["identity"]
-    assert 0.85 <= hist["train_acc"][-1] <= 0.92  # "89% training accuracy"
     acc_net, acc_one = exp.collapsed_accuracy(net, data["X_val"], data["y_val"])
-    assert acc_net == acc_one == hist["val_acc"][-1]  # "exactly what its collapsed single layer gets"
-    assert abs(acc_net - 0.87) < 0.03
+    assert acc_net == acc_one == hist["val_acc"][-1]  # "exactly the validation accuracy of its collapsed layer"
+    assert hist["train_acc"][-1] < 0.92               # a straight line cannot separate the moons
     for name in ("relu", "tanh"):
         _, h = runs[name]
-        assert h["train_acc"][-1] >= 0.99 and h["val_acc"][-1] >= 0.98, name
-        assert h["val_acc"][-1] > acc_net + 0.08
+        assert h["train_acc"][-1] >= 0.99 and h["val_acc"][-1] > acc_net + 0.08, name
 
 
 # --------------------------------------------------------------------------- 9.3 vanishing gradients
@@ -207,12 +205,15 @@ def test_the_dying_relu_conclusions_hold_on_three_seeds():
     assert sum(le["val_acc"][-1] < hi["val_acc"][-1] for le, hi in zip(leaky, high)) == 2
 
 
-@pytest.mark.parametrize("seed", [2, 3])
-def test_nonlinear_nets_beat_the_linear_stack_on_other_moons(seed):
-    # The plot's comparison (one data set and initialization) holds on two others: a margin of 7 points or more.
-    data = exp.moons_data(seed=seed)
-    (_, lin), (_, relu), (_, tanh) = (exp.train_on_moons(act, data, seed=seed + 1)
-                                      for act in ("identity", PAIRS["relu"], OTHER["tanh"]))
-    assert lin["val_acc"][-1] < 0.91
-    for h in (relu, tanh):
-        assert h["train_acc"][-1] >= 0.98 and h["val_acc"][-1] > lin["val_acc"][-1] + 0.07
+@pytest.mark.parametrize("pairs", [PAIRS, OTHER], ids=["reference", "another implementation"])
+def test_nonlinear_nets_beat_the_linear_stack_on_three_moons_data_sets(pairs):
+    # "on three moons data sets, each with its own initial weights and minibatches, the linear stack stays below
+    #  90% validation accuracy and your ReLU and tanh reach 97% or more, both above it in 3 of 3 data sets, by
+    #  9 points or more" (data sets 0, 2, 3 with initializations 1, 3, 4, as the notebook runs them)
+    for seed in (0, 2, 3):
+        data = exp.moons_data(seed=seed)
+        (_, lin), (_, relu), (_, tanh) = (exp.train_on_moons(act, data, seed=seed + 1)
+                                          for act in ("identity", pairs["relu"], pairs["tanh"]))
+        assert lin["val_acc"][-1] < 0.90, seed
+        for h in (relu, tanh):
+            assert h["val_acc"][-1] >= 0.97 and h["val_acc"][-1] >= lin["val_acc"][-1] + 0.09, seed

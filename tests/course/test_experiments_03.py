@@ -14,6 +14,34 @@ L2 = (R.l2_penalty, R.l2_penalty_grads)
 L1 = (R.l1_penalty, R.l1_penalty_grads)
 
 
+# A second correct implementation of the penalties, as a student could write them (other roundings: the sums in
+# another order, lam / m applied last). The penalties draw no random numbers.
+def _weights(params):
+    return [v for k, v in sorted(params.items()) if k.startswith("W")]
+
+
+def other_l2_penalty(params, lam, m):
+    return sum(float(np.vdot(W, W)) for W in _weights(params)) * lam / (2 * m)
+
+
+def other_l2_penalty_grads(params, lam, m):
+    return {k: (v * lam) / m if k.startswith("W") else np.zeros_like(v) for k, v in params.items()}
+
+
+def other_l1_penalty(params, lam, m):
+    return sum(float(np.abs(W).sum()) for W in _weights(params)) * lam / m
+
+
+def other_l1_penalty_grads(params, lam, m):
+    return {k: np.where(v > 0, lam / m, np.where(v < 0, -lam / m, 0.0)) if k.startswith("W") else np.zeros_like(v)
+            for k, v in params.items()}
+
+
+PENALTIES = {"reference": (L2, L1),
+             "another implementation": ((other_l2_penalty, other_l2_penalty_grads),
+                                        (other_l1_penalty, other_l1_penalty_grads))}
+
+
 @pytest.fixture(scope="module")
 def noisy():
     return exp.digits_splits(n_train=200, label_noise=0.2)
@@ -84,16 +112,34 @@ def test_the_dev_set_chooses_lambda_1_on_two_more_splits(seed):
     assert dev[3.0] < dev[1.0], dev
 
 
-def test_l1_makes_weights_nearly_but_not_exactly_zero_l2_shrinks_them():
-    runs = exp.weight_trajectories({"none": None, "l2": (*L2, 0.3), "l1": (*L1, 0.1)},
-                                   exp.digits_splits(n_train=None), num_epochs=30)
-    none, l2, l1 = runs["none"], runs["l2"], runs["l1"]
-    assert all(r["trajectories"].shape == (31, 50) for r in runs.values())
-    assert all(abs(r["val_acc"] - none["val_acc"]) < 0.02 for r in runs.values())  # about the same dev accuracy
-    assert l1["near_zero"] > 0.6 and l2["near_zero"] < 0.05 and none["near_zero"] < 0.01
-    assert none["exact_zero"] == l2["exact_zero"] == l1["exact_zero"] == 0.0       # not one exact zero
-    assert l2["mean_abs"] < 0.5 * none["mean_abs"] and np.abs(l2["W1"]).max() < np.abs(none["W1"]).max()
-    assert np.abs(l1["W1"]).max() > np.abs(l2["W1"]).max()                        # L1 keeps a few large weights
+@pytest.mark.parametrize("name", list(PENALTIES))
+def test_l1_makes_weights_nearly_but_not_exactly_zero_l2_shrinks_them(name):
+    # 5.3 over seeds 0, 1, 2, as the notebook runs them
+    l2_pair, l1_pair = PENALTIES[name]
+    data = exp.digits_splits(n_train=None)
+    costs = {"l2": [], "l1": []}
+    for seed in (0, 1, 2):
+        runs = exp.weight_trajectories({"none": None, "l2": (*l2_pair, 0.3), "l1": (*l1_pair, 0.1)}, data,
+                                       num_epochs=30, seed=seed)
+        none, l2, l1 = runs["none"], runs["l2"], runs["l1"]
+        assert all(r["trajectories"].shape == (31, 50) for r in runs.values())
+        # "L1 leaves more than three quarters of the weights near zero, L2 and no penalty a few percent at most"
+        assert l1["near_zero"] > 0.75 and l2["near_zero"] < 0.05 and none["near_zero"] < 0.05, (name, seed)
+        # "not one weight is exactly 0, in any seed"
+        assert none["exact_zero"] == l2["exact_zero"] == l1["exact_zero"] == 0.0
+        # "L2 cuts the mean |w| to about a third and the largest |w| below no penalty's"
+        assert 0.28 < l2["mean_abs"] / none["mean_abs"] < 0.38 and np.abs(l2["W1"]).max() < np.abs(none["W1"]).max()
+        # "L1 keeps larger weights than L2"
+        assert np.abs(l1["W1"]).max() > np.abs(l2["W1"]).max()
+        for key in costs:
+            costs[key].append(100 * (none["val_acc"] - runs[key]["val_acc"]))
+    # "the price in dev accuracy is small but not the same for both: L2 costs between 0.8 and 1.7 points, L1 between
+    #  0.6 and 3.6, depending on the seed" (the printed ranges, within one dev sample of 359)
+    one = 100 / 359
+    for key, (lo, hi) in {"l2": (0.8, 1.7), "l1": (0.6, 3.6)}.items():
+        assert lo - one - 0.05 <= min(costs[key]) and max(costs[key]) <= hi + one + 0.05, (name, key, costs[key])
+        assert all(c > 0 for c in costs[key]) and max(costs[key]) < 4, (name, key, costs[key])
+    assert max(costs["l1"]) - min(costs["l1"]) > 2 * (max(costs["l2"]) - min(costs["l2"]))  # "not the same"
 
 
 def test_l1_subgradient_steps_jitter_around_zero_instead_of_stopping():

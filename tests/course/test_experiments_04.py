@@ -6,6 +6,7 @@ every correct answer, not only for the numbers the reference run printed. The as
 not the printed digits. The runs stay in this process (``workers=1``): the pool over seeds is tested on its own.
 """
 
+import multiprocessing
 import os
 
 import numpy as np
@@ -188,16 +189,26 @@ def test_a_pool_over_seeds_gives_the_numbers_of_one_process(small, pair):
 
 
 @pytest.mark.serial
-def test_a_function_that_cannot_be_pickled_runs_in_this_process(small):
-    # a notebook's function redefined after it was passed (or a local one) cannot go to a pool: same numbers here
+def test_a_function_that_cannot_be_pickled_goes_to_the_pool_too(small, tmp_path):
+    # a notebook's function redefined after it was passed (or a local one) cannot be pickled: the forked workers
+    # inherit it (seeds.run_all), so it runs there, with the numbers of one process
     def local_forward(x, keep_prob, mode, rng):
         return other_dropout_forward(x, keep_prob, mode, rng)
 
-    pair = (local_forward, other_dropout_backward)
+    parent = os.getpid()
+
+    def local_backward(dout, cache):
+        if os.getpid() != parent:
+            (tmp_path / str(os.getpid())).touch()  # this call ran in a worker
+        return other_dropout_backward(dout, cache)
+
     kw = dict(keep_probs=(0.5,), seeds=(0, 10), num_epochs=2)
-    local = exp.dropout_seeds(pair, small, workers=2, **kw)
+    local = exp.dropout_seeds((local_forward, local_backward), small, workers=2, **kw)
     module = exp.dropout_seeds(OTHER, small, workers=1, **kw)
     assert local[0.5]["histories"] == module[0.5]["histories"]
+    assert local[0.5]["nets"][0].dropout == (local_forward, local_backward)
+    if "fork" in multiprocessing.get_all_start_methods():
+        assert list(tmp_path.iterdir())  # the pool was used, not a serial fallback
 
 
 def broken_dropout_forward(x, keep_prob, mode, rng):
@@ -213,7 +224,7 @@ def test_an_error_in_the_students_function_is_raised_as_it_is_from_the_pool(smal
 
 
 def test_an_error_in_the_students_function_is_raised_as_it_is(small):
-    def broken(x, keep_prob, mode, rng):  # local: cannot be pickled, so no pool is started
+    def broken(x, keep_prob, mode, rng):  # local: cannot be pickled, yet the forked workers run it
         raise ZeroDivisionError("the student's bug")
 
     with pytest.raises(ZeroDivisionError, match="student's bug"):

@@ -4,17 +4,14 @@ data augmentation by shifts, and why a horizontal flip is no augmentation for di
 Every experiment trains :class:`nnlab.network.FullyConnectedNet` with :class:`nnlab.trainer.Trainer`
 on the 8x8 digits, with the student's ``(dropout_forward, dropout_backward)`` plugged in as the
 network's ``dropout`` and the student's ``random_shift`` making the augmented copies. Everything is
-deterministic given the seeds; the runs over several seeds may go to a pool of processes (one result per seed,
-the same numbers as in one process).
+deterministic given the seeds; the runs over several seeds may go to forked worker processes
+(:func:`nnlab.experiments.seeds.run_all`: one result per seed, the same numbers as in one process).
 """
 
 from __future__ import annotations
 
-import multiprocessing
-import pickle
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -22,6 +19,7 @@ from threadpoolctl import threadpool_limits
 
 from nnlab import optim
 from nnlab.experiments.regularization import digits_splits
+from nnlab.experiments.seeds import run_all
 from nnlab.network import FullyConnectedNet
 from nnlab.trainer import Trainer, evaluate
 
@@ -33,31 +31,6 @@ Pair = tuple[Callable[..., Any], Callable[..., Any]]
 SIDE = 8  # the digits are 8 x 8 images, stored as rows of 64 pixels
 #: The training seeds of the multi-seed experiments: 10 apart, because a seed s draws from s, s + 1 and s + 2.
 SEEDS = (0, 10, 20, 30)
-
-
-def _map(fn: Callable[..., Any], jobs: Sequence[tuple], workers: int, shipped: Any = None) -> list[Any]:
-    """``[fn(*job) for job in jobs]``, in up to ``workers`` forked processes when that is possible.
-
-    The results are those of one process (every job seeds its own generators). It stays in this process with
-    one worker or one job, where ``fork`` is missing, and where ``shipped`` (the student's functions, say) cannot
-    be pickled, e.g. a function redefined after it was passed; a pool that cannot start or dies also falls back
-    here. An exception raised by ``fn`` itself is raised as it is.
-    """
-    serial = workers <= 1 or len(jobs) <= 1 or "fork" not in multiprocessing.get_all_start_methods()
-    if not serial:
-        try:
-            pickle.dumps(shipped)
-        except Exception:  # noqa: BLE001 - whatever stops pickling, the jobs can still run here
-            serial = True
-    if not serial:
-        try:
-            # fork: the workers see the functions a notebook defined in __main__ (spawn would not)
-            with ProcessPoolExecutor(max_workers=min(workers, len(jobs)),
-                                     mp_context=multiprocessing.get_context("fork")) as pool:
-                return list(pool.map(fn, *zip(*jobs)))
-        except (BrokenProcessPool, OSError, pickle.PicklingError):
-            pass
-    return [fn(*job) for job in jobs]
 
 
 def train_dropout_net(data: Mapping[str, np.ndarray], dropout: Pair | None = None, keep_prob: float = 1.0, *,
@@ -127,8 +100,8 @@ def dropout_seeds(dropout: Pair | None, data: Mapping[str, np.ndarray], keep_pro
         ``"best_epoch"`` (the lowest dev loss and its epoch, from 0)}.
     """
     keep_probs = tuple(keep_probs)
-    results = _map(_train_seed, [(data, dropout, keep_probs, seed, train_kw) for seed in seeds], workers,
-                   shipped=dropout)
+    results = run_all([partial(_train_seed, data, dropout, keep_probs, seed, train_kw) for seed in seeds],
+                      processes=workers)
     D = data["X_train"].shape[1]
     runs: dict[float, dict[str, Any]] = {}
     for i, keep_prob in enumerate(keep_probs):
@@ -243,8 +216,7 @@ def ensembles_vs_scaling(nets: Sequence[FullyConnectedNet], X: np.ndarray, y: np
 
     ``workers`` processes share the nets (1: all in this one).
     """
-    results = _map(ensemble_vs_scaling, [(net, X, y, num_masks, seed) for net in nets], workers,
-                   shipped=[net.dropout for net in nets])
+    results = run_all([partial(ensemble_vs_scaling, net, X, y, num_masks, seed) for net in nets], processes=workers)
     return {key: np.array([r[key] for r in results]) for key in results[0]}
 
 
@@ -313,10 +285,10 @@ def augmentation_runs(random_shift: Callable, *, n_train: int = 100, seeds: Sequ
         value per seed), ``"history"`` (the first seed's)}, for the names ``"original"``,
         ``"+ shifted copies"`` and ``"+ mirrored copies"``.
     """
-    jobs = [(random_shift, n_train, seed, copies, max_shift, num_iterations, batch_size, tuple(hidden), train_kw)
-            for seed in seeds]
+    jobs = [partial(_augmentation_seed, random_shift, n_train, seed, copies, max_shift, num_iterations, batch_size,
+                    tuple(hidden), train_kw) for seed in seeds]
     runs: dict[str, dict[str, Any]] = {}
-    for per_seed in _map(_augmentation_seed, jobs, workers, shipped=random_shift):
+    for per_seed in run_all(jobs, processes=workers):
         for name, (n, history, val_acc, shifted_val_acc, test_acc) in per_seed.items():
             run = runs.setdefault(name, {"n_train": n, "val_acc": [], "shifted_val_acc": [], "test_acc": [],
                                          "history": history})
