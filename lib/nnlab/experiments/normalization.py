@@ -16,6 +16,7 @@ from threadpoolctl import threadpool_limits
 
 from nnlab import data as _data
 from nnlab import optim
+from nnlab.experiments.seeds import run_all
 from nnlab.network import FullyConnectedNet
 from nnlab.trainer import evaluate
 
@@ -195,6 +196,24 @@ def lr_scale_grid(normalizations: Mapping[str, Pair | None], lrs: Sequence[float
     return out
 
 
+def lr_scale_grid_seeds(normalizations: Mapping[str, Pair | None], lrs: Sequence[float], scales: Sequence[float],
+                        seeds: Sequence[int] = (0, 1, 2), processes: int | None = None,
+                        **kw: Any) -> dict[str, dict[str, np.ndarray]]:
+    """:func:`lr_scale_grid` once per seed (the data split, the weights and the batches), one worker process per
+    seed and normalization where the platform forks (the same results as one after the other).
+
+    Returns
+    -------
+    dict name -> {``"loss"``, ``"val_acc"``}: (len(seeds), len(scales), len(lrs)) arrays.
+    """
+    names = list(normalizations)
+    jobs = [lambda s=s, n=n: lr_scale_grid({n: normalizations[n]}, lrs, scales, seed=s, **kw)[n]
+            for s in seeds for n in names]
+    runs = run_all(jobs, processes)
+    return {n: {key: np.stack([runs[i * len(names) + k][key] for i in range(len(seeds))])
+                for key in ("loss", "val_acc")} for k, n in enumerate(names)}
+
+
 # --------------------------------------------------------------------------- 3. batch size
 
 def batch_size_runs(normalizations: Mapping[str, Pair | None], batch_sizes: Sequence[int],
@@ -224,14 +243,17 @@ def batch_size_runs(normalizations: Mapping[str, Pair | None], batch_sizes: Sequ
 
 
 def batch_size_seeds(normalizations: Mapping[str, Pair | None], batch_sizes: Sequence[int],
-                     seeds: Sequence[int] = (0, 1, 2), **kw: Any) -> dict[str, dict[int, dict[str, np.ndarray]]]:
-    """:func:`batch_size_runs` once per seed (the seed draws the data split, the weights and the batches).
+                     seeds: Sequence[int] = (0, 1, 2), processes: int | None = None,
+                     **kw: Any) -> dict[str, dict[int, dict[str, np.ndarray]]]:
+    """:func:`batch_size_runs` once per seed (the seed draws the data split, the weights and the batches), in
+    worker processes where the platform forks (the same results as one after the other).
 
     Returns
     -------
     dict name -> batch size -> {``"val_acc"``, ``"val_acc_batch"``, ``"train_loss"``}: (len(seeds),) arrays.
     """
-    runs = [batch_size_runs(normalizations, batch_sizes, seed=seed, **kw) for seed in seeds]
+    runs = run_all([lambda s=s: batch_size_runs(normalizations, batch_sizes, seed=s, **kw) for s in seeds],
+                   processes)
     return {name: {bs: {key: np.array([r[name][bs][key] for r in runs]) for key in runs[0][name][bs]}
                    for bs in batch_sizes} for name in normalizations}
 
@@ -319,3 +341,15 @@ def running_average_gap(batchnorm: Pair, data: Mapping[str, np.ndarray] | None =
             "eval_step": np.array(eval_steps), "acc_test_mode": np.array(acc_test),
             "acc_batch_stats": np.array(acc_batch),
             "acc_one_sample": batch_mode_accuracy(net, X_val, y_val, 1)}
+
+
+def running_average_gap_seeds(batchnorm: Pair, seeds: Sequence[int] = (0, 1, 2), processes: int | None = None,
+                              **kw: Any) -> list[dict[str, np.ndarray]]:
+    """:func:`running_average_gap` once per seed (the data split, the weights and the batches), in worker
+    processes where the platform forks.
+
+    Returns
+    -------
+    one :func:`running_average_gap` result per seed, in the order of ``seeds``.
+    """
+    return run_all([lambda s=s: running_average_gap(batchnorm, seed=s, **kw) for s in seeds], processes)

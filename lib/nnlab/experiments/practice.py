@@ -23,12 +23,19 @@ from nnlab.network import FullyConnectedNet
 from nnlab.practice import class_weighted_cross_entropy, grid_search, refine_space
 from nnlab.trainer import Trainer, accuracy
 
-__all__ = ["initial_losses", "overfit_tiny", "random_labels", "learning_rates", "monitor_training",
+__all__ = ["over_seeds", "initial_losses", "overfit_tiny", "random_labels", "learning_rates", "monitor_training",
            "monitor_over_seeds", "first_layer_weights", "search_comparison", "search_draws", "ensemble_vs_members",
            "imbalanced", "imbalanced_over_splits"]
 
 #: The seeds (or data splits) each comparison is repeated over.
 SEEDS: tuple[int, ...] = (0, 1, 2)
+
+
+def over_seeds(experiment: Callable[..., Any], seeds: Sequence[int] = SEEDS, processes: int | None = None,
+               **kw: Any) -> list[Any]:
+    """``experiment(seed=s, **kw)`` for each seed, in worker processes where the platform forks (the same
+    results as one after the other): the seed draws the split, the initial weights and the batch order."""
+    return run_all([lambda s=s: experiment(seed=s, **kw) for s in seeds], processes)
 
 
 # --------------------------------------------------------------------------- sanity checks
