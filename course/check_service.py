@@ -47,6 +47,8 @@ from course.nbgrader_plugins import printable
 
 STUDENT = "student"             # the id inside the scratch course: a name the student chose never becomes a path
 MAX_BODY_BYTES = MAX_FILE_BYTES + 64 * 1024  # a notebook as course.ingest caps one file, and the JSON around it
+TOO_LARGE = (f"the request is larger than the {MAX_FILE_BYTES // 1024 ** 2} MiB a notebook may be (clear its outputs "
+             "and save it again); it was not read, and not counted")
 MAX_TOKEN_CHARS = 512
 MIN_TOKEN_CHARS = 16
 DEFAULT_PORT = 8765
@@ -62,7 +64,7 @@ COUNTED = {GRADED, NOT_GRADED}
 SERVICE_PROBLEMS = ("not graded: the grader failed", "not graded: no grading process",
                     "not graded: its grading process sent back no valid result", "not graded: this grading machine lacks",
                     "not graded: its result could not be recorded", "not graded: the Dask",
-                    "not graded: grading it needed more than")
+                    "not graded: grading it needed more than", "not graded: its grading process died")
 
 
 # -- who is asking --------------------------------------------------------------------------------
@@ -532,8 +534,7 @@ def _handler_classes():
             self.finish(json.dumps(data, allow_nan=False))
 
         def write_error(self, status_code: int, **kwargs: Any) -> None:
-            reasons = {413: f"the request is larger than {MAX_BODY_BYTES // 1024 ** 2} MiB (a notebook may be "
-                            f"{MAX_FILE_BYTES // 1024 ** 2} MiB: clear its outputs)",
+            reasons = {413: TOO_LARGE,
                        405: "use POST <service>/check"}
             self.reply(status_code, {"error": reasons.get(status_code, self._reason)})
 
@@ -564,8 +565,7 @@ def _handler_classes():
                 return self._refuse(503, f"{exc}; your notebook was not checked and no check was counted")
             length = self.request.headers.get("Content-Length")
             if length and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
-                return self._refuse(413, f"the request is larger than {MAX_BODY_BYTES // 1024 ** 2} MiB (a "
-                                         f"notebook may be {MAX_FILE_BYTES // 1024 ** 2} MiB: clear its outputs)")
+                return self._refuse(413, TOO_LARGE)
 
         def _refuse(self, status: int, reason: str) -> None:
             self.refused = True
@@ -577,7 +577,7 @@ def _handler_classes():
             self.size += len(chunk)
             if self.size > MAX_BODY_BYTES:
                 self.chunks = []
-                return self._refuse(413, f"the request is larger than {MAX_BODY_BYTES // 1024 ** 2} MiB")
+                return self._refuse(413, TOO_LARGE)
             self.chunks.append(chunk)
 
         async def post(self) -> None:
