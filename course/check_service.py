@@ -413,9 +413,21 @@ class Grader:
         """Why this notebook cannot be checked as ``assignment`` (``course grade``'s own reasons), or ``""``."""
         from course.grade import validate_submission
 
+        from course.grade import _exercise_ids, _which_assignment
+        from course.notebooks import NotebookError, read_notebook
+
         scratch = self._scratch(assignment, notebook)
         try:
-            return validate_submission(scratch, assignment, STUDENT)
+            why = validate_submission(scratch, assignment, STUDENT)  # the scratch course has this assignment only
+            if why and "does not contain this assignment's exercises." in why:
+                try:
+                    nb = read_notebook(next((scratch / "submitted" / STUDENT / assignment).glob("*.ipynb")))
+                    other = _which_assignment(self.root, _exercise_ids(nb))
+                except (NotebookError, StopIteration):
+                    other = ""
+                if other:
+                    why = why.replace("exercises.", f"exercises: it looks like the notebook of {other}.", 1)
+            return why
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 
@@ -505,8 +517,10 @@ class CheckService:
         self.pool.shutdown(wait=False, cancel_futures=True)
         shutil.rmtree(self.work, ignore_errors=True)
 
-    def record(self, **entry: Any) -> None:
-        self.log.write({"t": round(_now(), 3), "time": _iso(_now()), **entry})
+    def record(self, at: float | None = None, **entry: Any) -> None:
+        """Log one request; ``at`` is when a counted check was charged (the budget's clock, after a restart too)."""
+        at = at if at is not None else _now()
+        self.log.write({"t": at, "time": _iso(at), **entry})
 
 
 def make_app(service: CheckService, prefix: str = "/"):
@@ -515,7 +529,16 @@ def make_app(service: CheckService, prefix: str = "/"):
     prefix = "/" + prefix.strip("/") + "/" if prefix.strip("/") else "/"
     handlers = [(re.escape(prefix) + "check", CheckHandler, {"service": service}),
                 (re.escape(prefix) + "?", InfoHandler, {"service": service})]
-    return tornado.web.Application(handlers, xsrf_cookies=False)
+    return tornado.web.Application(handlers, xsrf_cookies=False, log_function=_log_request)
+
+
+def _log_request(handler) -> None:
+    """Tornado's access log without the query string: a token put in a URL is never written anywhere."""
+    import logging
+
+    request = handler.request
+    logging.getLogger("tornado.access").info("%d %s %s (%s) %.0f ms", handler.get_status(), request.method,
+                                             request.path[:200], request.remote_ip, 1000 * request.request_time())
 
 
 def _handler_classes():
@@ -641,7 +664,7 @@ def _handler_classes():
             waited = max(0.0, result.started - sent) if result.started else 0.0
             if result.outcome == SERVICE_ERROR:
                 return self._service_error(student, assignment, sha, result.seconds, result.log_note)
-            service.record(student=student, assignment=assignment, sha256=sha, score=result.score,
+            service.record(at=at, student=student, assignment=assignment, sha256=sha, score=result.score,
                            max_score=result.max_score, seconds=round(result.seconds, 2), waited=round(waited, 2),
                            outcome=result.outcome, counted=True)
             statement = budget.statement(student, assignment)
