@@ -116,7 +116,7 @@ def _reply(status: int, raw: bytes) -> Reply:
     else:
         lines = [f"Not checked: {data.get('error') or f'the check service answered HTTP {status}'}"]
     for key in ("waited", "budget_text"):
-        if data.get(key):
+        if data.get(key) and str(data[key]) not in lines[0]:
             lines.append(str(data[key]))
     return Reply(status, "\n".join(line for line in lines if line), data)
 

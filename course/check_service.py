@@ -172,6 +172,11 @@ def _iso(t: float) -> str:
     return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).isoformat(timespec="seconds")
 
 
+def _duration(seconds: float) -> str:
+    minutes = max(1, int(seconds // 60) + (seconds % 60 > 0))
+    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
+
+
 class CheckLog:
     """The JSON-lines log of every check (mode 0600). The budget is read back from it."""
 
@@ -244,7 +249,8 @@ class Budget:
         hours = self.window / 3600
         text = (f"{used} of {self.limit} checks of {assignment} used in the last {hours:g} h")
         if used >= self.limit:
-            text += f"; the next one is available at {_iso(self.next_at(student, assignment))}"
+            at = self.next_at(student, assignment)
+            text += f"; the next one is available at {_iso(at)} (in {_duration(at - _now())})"
         return {"used": used, "limit": self.limit, "window_hours": hours, "text": text}
 
 
@@ -794,12 +800,17 @@ def serve(settings: Settings, port: int | None = None, ready=None) -> None:
     host, port, prefix = listen_address(port)
 
     async def main() -> None:
+        import signal
+
         server = tornado.httpserver.HTTPServer(make_app(service, prefix), max_body_size=MAX_BODY_BYTES + 1,
                                                idle_connection_timeout=3600, body_timeout=600)
         server.listen(port, host)
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)  # the hub stops its services so
         if ready:
             ready(host, port, prefix)
-        await asyncio.Event().wait()
+        await stop.wait()
+        server.stop()
 
     try:
         asyncio.run(main())

@@ -496,6 +496,8 @@ def test_a_hanging_notebook_does_not_hold_up_a_classmate(service, tmp_path):
     eve = threading.Thread(target=run, args=("eve", hang))
     eve.start()
     time.sleep(3)
+    status, reply = service.check("eve", example("ada"))  # a second check while hers runs: not a second grader
+    assert status == 429 and "already have a check running" in reply["error"]
     run("dev", example("dev"))
     assert done["dev"][0][0] == 200 and done["dev"][0][1]["score"] == 12
     assert eve.is_alive() or done["eve"][1] > done["dev"][1]
