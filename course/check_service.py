@@ -766,16 +766,24 @@ def hub_server_token_scopes(name: str = DEFAULT_NAME) -> list[str]:
     return ["users:activity!user", "access:servers!server", hub_access_scope(name)]
 
 
+def check_url(entry: dict, public_url: str | None = None) -> str:
+    """``COURSE_CHECK_URL`` for the students' servers: through the hub's proxy at ``public_url`` (the hub's
+    address, e.g. ``https://hub.example.edu/``), else straight to the service (servers on the hub's machine)."""
+    base = public_url.rstrip("/") if public_url else entry["url"].rstrip("/")
+    return f"{base}/services/{entry['name']}/"
+
+
 def configure_hub(c: Any, course: Path, *, users: list[str] | None = None, groups: list[str] | None = None,
-                  **kwargs: Any) -> dict:
-    """All of it on a JupyterHub config object ``c``; returns the service's entry."""
+                  public_url: str | None = None, **kwargs: Any) -> dict:
+    """All of it on a JupyterHub config object ``c`` (the service, who may use it, the servers' token scopes and
+    ``COURSE_CHECK_URL`` in every server); returns the service's entry."""
     entry = hub_service_config(course, **kwargs)
     c.JupyterHub.services = [*list(c.JupyterHub.get("services", [])), entry]
     roles = [r for r in c.JupyterHub.get("load_roles", [])]
     c.JupyterHub.load_roles = [*roles, *hub_roles(entry["name"], users, groups)]
     c.Spawner.server_token_scopes = hub_server_token_scopes(entry["name"])
     c.Spawner.environment = {**dict(c.Spawner.get("environment", {})),
-                             "COURSE_CHECK_URL": f"{{base_url}}services/{entry['name']}/"}
+                             "COURSE_CHECK_URL": check_url(entry, public_url)}
     return entry
 
 

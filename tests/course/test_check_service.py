@@ -136,7 +136,8 @@ def test_hub_configuration_gives_students_the_services_scope():
     check_service.configure_hub(c, Path("/srv/course"), groups=["students"])
     assert c.JupyterHub.services[0]["name"] == "check"
     assert c.JupyterHub.load_roles[0]["groups"] == ["students"]
-    assert c.Spawner.environment["COURSE_CHECK_URL"] == "{base_url}services/check/"
+    assert c.Spawner.environment["COURSE_CHECK_URL"] == "http://127.0.0.1:8765/services/check/"
+    assert check_service.check_url(entry, "https://hub.example.edu/") == "https://hub.example.edu/services/check/"
 
 
 def test_without_a_service_nothing_is_sent_and_an_unreachable_one_is_said(tmp_path, monkeypatch):
