@@ -32,7 +32,8 @@ from tests.conftest import ROOT
 A = "00_gradient_checking"
 PY = sys.executable
 TOKENS = {"ada": "tok-ada-7d1e9c0b55aa41f2", "dev": "tok-dev-0b3f6a7e21c94d88", "eve": "tok-eve-5c2a9e1f0d7b4a63",
-          "olga": "tok-olga-91e4c7b2a6d05f38", "spy": "tok-spy-3e8b1d6f2a9c0e74", "finn": "tok-finn-6a0d2f9b3c1e8e57"}
+          "olga": "tok-olga-91e4c7b2a6d05f38", "spy": "tok-spy-3e8b1d6f2a9c0e74", "finn": "tok-finn-6a0d2f9b3c1e8e57",
+          "hog": "tok-hog-2f7c0a9d4e1b6c35"}
 
 
 def example(student: str) -> Path:
@@ -506,6 +507,22 @@ def test_a_hanging_notebook_does_not_hold_up_a_classmate(service, tmp_path):
     status, reply = done["eve"][0]
     assert status == 200, reply
     assert reply["score"] < 18 and "an infinite loop, or far too slow" in reply["report"], reply["report"]
+
+
+@pytest.mark.serial
+def test_a_notebook_that_eats_memory_is_stopped_at_its_limit_and_told(service, tmp_path):
+    nb = nbformat.read(example("ada"), as_version=4)
+    for cell in nb.cells:
+        if cell.metadata.get("nbgrader", {}).get("grade_id") == "relative_error":
+            cell.source = ("def relative_error(a, b):\n    hog = []\n    while True:\n"
+                           "        hog.append(bytearray(256 * 1024 ** 2))\n")
+    path = tmp_path / f"{A}.ipynb"
+    nbformat.write(nb, path)
+    status, reply = service.check("hog", path)
+    assert status == 200 and reply["score"] == 15, reply
+    exercises = {e["exercise"]: e for e in reply["exercises"]}
+    assert exercises["relative_error"]["points"] == 0 and "MemoryError" in " ".join(exercises["relative_error"]["reasons"])
+    assert service.proc.poll() is None
 
 
 @pytest.mark.serial
