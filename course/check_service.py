@@ -518,6 +518,7 @@ class CheckService:
         self.busy: set[str] = set()   # students with a check in flight (one at a time each)
         self.waiting = 0              # checks sent to the pool, not yet started
         self.running = 0
+        self.counting = threading.Lock()  # the two counts change in the event loop and in the graders' threads
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
@@ -656,8 +657,9 @@ def _handler_classes():
                                reason=printable(why)[:300])
                 return self.reply(400, {"error": f"{why} (this was not counted as a check)"})
             budget.reserve(student, assignment)
-            ahead = max(0, service.waiting + service.running - settings.workers + 1)
-            service.waiting += 1
+            with service.counting:
+                ahead = max(0, service.waiting + service.running - settings.workers + 1)
+                service.waiting += 1
             sent = time.perf_counter()
             at, result = _now(), None
             try:
@@ -695,13 +697,15 @@ def _handler_classes():
 
 def _run(service: CheckService, assignment: str, notebook: bytes) -> CheckResult:
     """In a grader thread: the check (its start time recorded, for the queue's wait)."""
-    service.waiting -= 1
-    service.running += 1
+    with service.counting:
+        service.waiting -= 1
+        service.running += 1
     started = time.perf_counter()
     try:
         result = service.grader.grade(assignment, notebook)
     finally:
-        service.running -= 1
+        with service.counting:
+            service.running -= 1
     result.started = started
     return result
 
