@@ -521,7 +521,10 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        description="Grade your own notebook exactly as the instructor's autograder would and print "
                                    "the points per exercise with the reason for each failure. The hidden tests' "
-                                   "code is never shown. Exit code 0 means full marks.",
+                                   "code is never shown. Exit code 0 means full marks. In a class (COURSE_CHECK_URL "
+                                   "set, with COURSE_CHECK_TOKEN or the hub's JUPYTERHUB_API_TOKEN) the saved notebook "
+                                   "goes to the instructor's check service instead, which says how many checks are "
+                                   "left.",
                        epilog="example:\n  course check release/00_gradient_checking/00_gradient_checking.ipynb")
     p.add_argument("notebook", metavar="NOTEBOOK")
     p.add_argument("--assignment", help="the assignment (default: from the notebook's name)")
