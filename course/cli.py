@@ -266,6 +266,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
+    from course import check_client
+
+    if check_client.service_url() and not args.local:  # a class: the instructor's service grades it
+        return check_client.print_check(Path(args.notebook), args.assignment)
     from course.notebooks import NotebookError
     from course.selfcheck import format_self_check, guess_assignment, self_check
 
@@ -280,6 +284,52 @@ def _cmd_check(args: argparse.Namespace) -> int:
         return 2
     print(format_self_check(result, assignment))
     return 0 if result.score == result.max_score else 1
+
+
+def _cmd_check_service(args: argparse.Namespace) -> int:
+    from course.check_service import Settings, serve
+    from course.sandbox import Limits, UnprotectedError, describe_protections, require_protections
+
+    if min(args.budget, args.workers, args.cell_timeout) < 1 or min(args.window, args.notebook_timeout,
+                                                                    args.memory_gb, args.disk_mb) <= 0 \
+            or args.queue < 0:
+        print("error: --budget, --workers, --window and the limits must be positive", file=sys.stderr)
+        return 2
+    try:
+        require_protections()
+    except UnprotectedError as exc:
+        if not args.allow_unprotected:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(describe_protections(), file=sys.stderr)
+    root = Path(args.course).resolve() if args.course else course_root()
+    if not (root / "nbgrader_config.py").is_file() or not (root / "source").is_dir():
+        print(f"error: {root} is not a course (no nbgrader_config.py and source/)", file=sys.stderr)
+        return 2
+    if not args.tokens and not os.environ.get("JUPYTERHUB_API_TOKEN"):
+        print("error: who is asking? Give --tokens FILE (lines `token student_id`), or start the service from "
+              "JupyterHub (c.JupyterHub.services: course.check_service.hub_service_config)", file=sys.stderr)
+        return 2
+    limits = Limits(cell_seconds=args.cell_timeout, wall_seconds=args.notebook_timeout,
+                    memory_bytes=int(args.memory_gb * 1024 ** 3), disk_bytes=int(args.disk_mb * 1024 ** 2),
+                    require_protections=not args.allow_unprotected)
+    settings = Settings(root=root, budget=args.budget, window_hours=args.window, workers=args.workers,
+                        queue=args.queue, log=Path(args.log) if args.log else None,
+                        tokens=Path(args.tokens) if args.tokens else None, name=args.name, limits=limits)
+
+    def ready(host: str, port: int, prefix: str) -> None:
+        print(f"Check service of {root} on http://{host}:{port}{prefix} ({args.workers} graded at a time, "
+              f"{args.budget} checks per student and assignment per {args.window:g} h; log "
+              f"{settings.log or root / 'check_service' / 'checks.jsonl'})", flush=True)
+
+    try:
+        serve(settings, args.port, ready)
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 0
+    return 0
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -471,11 +521,55 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        description="Grade your own notebook exactly as the instructor's autograder would and print "
                                    "the points per exercise with the reason for each failure. The hidden tests' "
-                                   "code is never shown. Exit code 0 means full marks.",
+                                   "code is never shown. Exit code 0 means full marks. In a class (COURSE_CHECK_URL "
+                                   "set, with COURSE_CHECK_TOKEN or the hub's JUPYTERHUB_API_TOKEN) the saved notebook "
+                                   "goes to the instructor's check service instead, which says how many checks are "
+                                   "left.",
                        epilog="example:\n  course check release/00_gradient_checking/00_gradient_checking.ipynb")
     p.add_argument("notebook", metavar="NOTEBOOK")
     p.add_argument("--assignment", help="the assignment (default: from the notebook's name)")
+    p.add_argument("--local", action="store_true",
+                   help="grade here even when COURSE_CHECK_URL names a check service (needs the full course)")
     p.set_defaults(func=_cmd_check)
+
+    p = sub.add_parser("check-service", help="serve `%%check` to a class: grade students' notebooks, with a budget",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Grade the notebooks students send with `%%check` or `course check` (when their "
+                                   "COURSE_CHECK_URL names this service) exactly as `course grade` does (sandbox, "
+                                   "hidden tests, trusted re-run, the same limits), and reply the points per "
+                                   "exercise with each failure's reason, never test code. The student is who "
+                                   "their token says (the hub's, or --tokens FILE), never a name they type. "
+                                   "Each may make --budget checks of an assignment in any --window hours (stated "
+                                   "in every reply; persisted in the log, so a restart does not reset it); a check "
+                                   "that fails on the service's side is not counted. Every check is logged.",
+                       epilog=textwrap.dedent("""\
+                           examples:
+                             course check-service --course . --tokens tokens.txt --port 8765 --budget 10 --window 24
+                             # students: COURSE_CHECK_URL=http://HOST:8765/ COURSE_CHECK_TOKEN=... course check NB
+                             # JupyterHub: c.JupyterHub.services from course.check_service.hub_service_config
+                           """))
+    p.add_argument("--course", metavar="ROOT", help="the course root (default: the one this command runs in)")
+    p.add_argument("--port", type=int, default=None, metavar="P",
+                   help="port on 127.0.0.1 (default: the hub's JUPYTERHUB_SERVICE_URL, else 8765)")
+    p.add_argument("--budget", type=int, default=10, metavar="N", help="checks per student and assignment (10)")
+    p.add_argument("--window", type=float, default=24.0, metavar="HOURS", help="the budget's window (24 h)")
+    p.add_argument("--tokens", metavar="FILE", help="outside a hub: lines `token student_id` (mode 600)")
+    p.add_argument("--log", metavar="FILE",
+                   help="the JSON-lines log of every check, and the budget's memory (default "
+                        "ROOT/check_service/checks.jsonl)")
+    p.add_argument("--workers", type=int, default=2, metavar="K", help="checks graded at a time (2)")
+    p.add_argument("--queue", type=int, default=20, metavar="Q",
+                   help="checks that may wait for a grader; more are refused with 503, not counted (20)")
+    p.add_argument("--name", default="check", help="the service's name in the hub (default check)")
+    p.add_argument("--cell-timeout", type=int, default=60, metavar="S", help="seconds per cell (default 60)")
+    p.add_argument("--notebook-timeout", type=float, default=600, metavar="S",
+                   help="seconds the notebook may run (default 600), as `course grade`")
+    p.add_argument("--memory-gb", type=float, default=3.0, metavar="GB", help="memory of a check (default 3)")
+    p.add_argument("--disk-mb", type=float, default=512, metavar="MB", help="disk a check may write (default 512)")
+    p.add_argument("--allow-unprotected", action="store_true",
+                   help="serve even where bubblewrap or root is missing (students' code could then read the "
+                        "hidden tests)")
+    p.set_defaults(func=_cmd_check_service)
 
     p = sub.add_parser("bench", help="measure notebook run times, grading speed and training-step speed",
                        formatter_class=argparse.RawDescriptionHelpFormatter,

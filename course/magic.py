@@ -5,7 +5,9 @@ The first cell of every notebook loads it (``%load_ext course.magic``); then, in
     %check
 
 runs ``course check`` on the notebook's saved file, exactly as the instructor's grader would, and prints the
-points per exercise and, for each failure, what is wrong in words (never the hidden tests' code). JupyterLab
+points per exercise and, for each failure, what is wrong in words (never the hidden tests' code). In a class
+(``COURSE_CHECK_URL`` set) the saved file goes to the instructor's check service instead
+(``course.check_client``), which grades it and says how many checks are left. JupyterLab
 tells the kernel which notebook it belongs to (``__session__``); ``%check path/to/notebook.ipynb`` names one.
 """
 
@@ -60,13 +62,19 @@ def check(line: str, user_ns: dict[str, Any] | None = None) -> int:
         print(f"%check: {path} does not exist. Save the notebook first (Ctrl+S), or name it: %check PATH")
         return 2
     saved_at = datetime.datetime.fromtimestamp(path.stat().st_mtime).strftime("%H:%M:%S")
-    print(f"Checking the saved file {path.name} (saved at {saved_at}) with every test, hidden ones included ...")
+    remote = bool(os.environ.get("COURSE_CHECK_URL", "").strip())
+    print(f"{'Sending' if remote else 'Checking'} the saved file {path.name} (saved at {saved_at}) "
+          f"{'to the check service, which runs' if remote else 'with'} every test, hidden ones included ...")
     # The kernel's history, with the "In" list IPython keeps: code run here but absent from the saved file.
     unsaved = unsaved_cells(path, [str(s) for s in user_ns.get("In", [])])
     if unsaved:
         first = unsaved[-1].strip().splitlines()[0][:70]
         print(f"Warning: this notebook has unsaved changes (you ran code that is not in the saved file, e.g. "
               f"`{first}`). %check grades the SAVED file: save (Ctrl+S) and run %check again.")
+    if remote:  # a class: the instructor's check service grades it
+        from course import check_client  # the student edition's only course module here: no grader in it
+
+        return check_client.print_check(path)
     proc = subprocess.run([sys.executable, "-m", "course.cli", "check", str(path)], capture_output=True, text=True,
                           cwd=path.parent)
     out = proc.stdout.strip().splitlines()
