@@ -462,6 +462,7 @@ def configure_student_env(layout: Layout) -> None:
         f"c.Exchange.root = {str(layout.exchange)!r}\n"
         f"c.CourseDirectory.course_id = {COURSE_ID!r}\n"
         "c.ExchangeFactory.submit = 'nn_classroom_exchange.PrivateSubmit'\n")
+    _lab_overrides(env)
     for plugin in ("formgrader", "create-assignment"):  # the instructor's menus: nothing for a student there
         _disable_labextension(env, f"@jupyter/nbgrader:{plugin}")
 
@@ -473,8 +474,15 @@ def _disable_labextension(env: Path, plugin: str) -> None:
     _write_json(settings, data)
 
 
+def _lab_overrides(env: Path) -> None:
+    """JupyterLab's defaults for the class: no news feed (it would try the internet, and ask every user)."""
+    _write_json(env / "share" / "jupyter" / "lab" / "settings" / "overrides.json",
+                {"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False}})
+
+
 def configure_instructor_env(layout: Layout) -> None:
     """The instructor's Jupyter: as ``make lab`` (the formgrader behind course.formgrader_safety, no terminal)."""
+    _lab_overrides(layout.instructor_env)
     etc = layout.instructor_env / "etc" / "jupyter"
     _write_json(etc / "jupyter_server_config.d" / "zz-nn-classroom.json", {"ServerApp": {
         "jpserver_extensions": {"course.formgrader_safety": True,
@@ -649,7 +657,8 @@ def _prepare_spawn(spawner, layout: Layout) -> None:
         spawner.environment["COURSE_CHECK_URL"] = f"{layout.url}/services/{services[0]['name']}/"
     singleuser = [f"{env}/bin/jupyterhub-singleuser"]
     if name == INSTRUCTOR:
-        spawner.cmd = singleuser
+        # in the course folder (LocalProcessSpawner starts in the home): the formgrader reads nbgrader_config.py there
+        spawner.cmd = ["/usr/bin/env", f"--chdir={layout.course}", *singleuser]
         spawner.notebook_dir = str(layout.course)
         spawner.environment["COURSE_ROOT"] = str(layout.course)
     else:
