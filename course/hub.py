@@ -79,6 +79,8 @@ class Layout:
 
     state: Path = STATE
     port: int = DEFAULT_PORT
+    check_budget: int = 10  # %check: checks per student and assignment in the window (course check-service)
+    check_window_hours: float = 24.0
 
     @property
     def exchange(self) -> Path:
@@ -137,12 +139,14 @@ class Layout:
         return self.port + 3
 
     def to_json(self) -> str:
-        return json.dumps({"state": str(self.state), "port": self.port})
+        return json.dumps({"state": str(self.state), "port": self.port, "check_budget": self.check_budget,
+                           "check_window_hours": self.check_window_hours})
 
     @classmethod
     def from_json(cls, text: str) -> Layout:
         d = json.loads(text)
-        return cls(Path(d["state"]), int(d["port"]))
+        return cls(Path(d["state"]), int(d["port"]), int(d.get("check_budget", 10)),
+                   float(d.get("check_window_hours", 24.0)))
 
 
 def repo_root() -> Path:
@@ -396,6 +400,7 @@ def build_student_edition(root: Path, stage: str | int, out: Path) -> Path:
         from course.student_edition import build
     except ImportError:
         return _stub_student_edition(root, stage, out)
+    shutil.rmtree(out, ignore_errors=True)  # build() writes into an empty folder only
     return build(root, stage, out)
 
 
@@ -587,26 +592,19 @@ def student_view(layout: Layout, home: str) -> list[str]:
 
 # -- the hub's configuration ------------------------------------------------------------------------
 
-def check_service_entry(layout: Layout) -> tuple[list[dict], list[dict]]:
-    """The check service as a hub service (Part B's ``course.check_service.hub_service_config``), with the
-    roles it needs; nothing where the course has no check service yet."""
+def check_service_entry(layout: Layout) -> tuple[list[dict], list[dict], list[str]]:
+    """The check service as a hub service (``course.check_service.hub_service_config``, run by the hub as root
+    on the instructor's course, grading in the sandbox), the roles that let every user reach it and the
+    scopes of a server's token (a kernel's ``JUPYTERHUB_API_TOKEN`` must be accepted); nothing where the course
+    has no check service."""
     try:
-        from course.check_service import hub_service_config
+        from course.check_service import hub_roles, hub_server_token_scopes, hub_service_config
     except ImportError:
-        return [], []
-    import inspect
-
-    offered = {"course": layout.course, "course_root": layout.course, "root": layout.course,
-               "port": layout.check_port, "url": f"http://127.0.0.1:{layout.check_port}",
-               "python": sys.executable, "state": layout.hub / "check-service", "name": "check"}
-    params = inspect.signature(hub_service_config).parameters
-    entry = hub_service_config(**{k: v for k, v in offered.items() if k in params})
-    services = entry.get("services") or [entry.get("service", entry)]
-    roles = entry.get("roles") or ([entry["role"]] if "role" in entry else [])
-    for service in services:
-        service.pop("role", None)
-        service.pop("roles", None)
-    return services, roles
+        return [], [], []
+    entry = hub_service_config(layout.course, port=layout.check_port, budget=layout.check_budget,
+                               window_hours=layout.check_window_hours, log=layout.hub / "check-service.jsonl",
+                               python=sys.executable)
+    return [entry], hub_roles(entry["name"], users=list(STUDENTS)), hub_server_token_scopes(entry["name"])
 
 
 def configure(c, layout: Layout) -> None:
@@ -635,7 +633,9 @@ def configure(c, layout: Layout) -> None:
     c.Spawner.env_keep = ["LANG", "LC_ALL"]  # not the hub's PATH, VIRTUAL_ENV, PYTHONPATH (root's)
     c.Spawner.pre_spawn_hook = lambda spawner: _prepare_spawn(spawner, layout)
 
-    services, roles = check_service_entry(layout)
+    services, roles, token_scopes = check_service_entry(layout)
+    if token_scopes:
+        c.Spawner.server_token_scopes = token_scopes
     admin_token = layout.admin_token.read_text().strip() if layout.admin_token.exists() else None
     if admin_token:
         services.append({"name": SERVICE_ADMIN, "api_token": admin_token})
@@ -649,11 +649,11 @@ def _prepare_spawn(spawner, layout: Layout) -> None:
     """Each user's server: the instructor in their course with the full library; a student in their view."""
     name = spawner.user.name
     home = pwd.getpwnam(name).pw_dir
-    services, _ = check_service_entry(layout)
+    services = check_service_entry(layout)[0]
     env = layout.instructor_env if name == INSTRUCTOR else layout.student_env
     spawner.environment = {"PATH": f"{env}/bin:/usr/local/bin:/usr/bin:/bin", "HOME": home,
                            "SHELL": "/bin/bash", "MPLBACKEND": "Agg"}
-    if services:
+    if services and name != INSTRUCTOR:  # the instructor checks with the full library, locally
         spawner.environment["COURSE_CHECK_URL"] = f"{layout.url}/services/{services[0]['name']}/"
     singleuser = [f"{env}/bin/jupyterhub-singleuser"]
     if name == INSTRUCTOR:
@@ -753,13 +753,14 @@ def up(layout: Layout, stage: str | int = DEFAULT_STAGE, rebuild: bool = False, 
                          cwd=layout.hub, stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env,
                          start_new_session=True)
         _wait_for_hub(layout, timeout, proc)
-    services, _ = check_service_entry(layout)
+    services = check_service_entry(layout)[0]
     print(f"\nJupyterHub is up in {time.monotonic() - started:.0f} s: {layout.url}/hub/login")
     print(f"  instructor: {INSTRUCTOR} / {passwords[INSTRUCTOR]}   (formgrader: {layout.url}/user/{INSTRUCTOR}/formgrader)")
     for name in STUDENTS:
         print(f"  student:    {name} / {passwords[name]}")
     print(f"  exchange:   {layout.exchange}   instructor's course: {layout.course}")
-    print(f"  check service: {layout.url}/services/{services[0]['name']}/" if services else
+    print(f"  check service: {layout.url}/services/{services[0]['name']}/ ({layout.check_budget} checks per "
+          f"student and assignment in {layout.check_window_hours:g} h)" if services else
           "  check service: none (course.check_service is not in this course yet): %check cannot run in the class")
     print(f"  log: {layout.log}   stop: course classroom down")
 
@@ -845,8 +846,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stage", default=DEFAULT_STAGE,
                         help="the student edition's stage: the first notebook whose references are out (00)")
     parser.add_argument("--rebuild", action="store_true", help="rebuild the student and instructor environments")
+    parser.add_argument("--check-budget", type=int, default=10, metavar="N",
+                        help="%%check: checks per student and assignment in the window (default 10)")
+    parser.add_argument("--check-window", type=float, default=24.0, metavar="HOURS",
+                        help="the budget's window in hours (default 24)")
     args = parser.parse_args(argv)
-    layout = Layout(args.state.resolve(), args.port)
+    layout = Layout(args.state.resolve(), args.port, args.check_budget, args.check_window)
     saved = layout.hub / "layout.json"
     if args.action != "up" and args.port == DEFAULT_PORT and saved.exists():
         layout = Layout.from_json(saved.read_text())  # the port `up` was given

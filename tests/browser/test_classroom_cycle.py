@@ -51,6 +51,7 @@ CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first
 ARTIFACTS = Path(os.environ.get("COURSE_TEST_ARTIFACTS", ROOT / "tests" / "artifacts")) / "classroom"
 TIMEOUT_MS = 180_000
 MISTAKE = "dW averaged over the batch"
+CHECK_BUDGET = 2  # ada checks once more than that: the last is refused
 
 
 def _missing() -> str | None:
@@ -141,7 +142,7 @@ def classroom():
     state = TEST_STATE
     state.mkdir(parents=True, exist_ok=True)
     _clear_state(state)
-    layout = hub.Layout(state, free_port_block())
+    layout = hub.Layout(state, free_port_block(), check_budget=CHECK_BUDGET, check_window_hours=1)
     hub.ensure_users()
     for name in (hub.INSTRUCTOR, *hub.STUDENTS):
         reset_home(name)
@@ -344,14 +345,15 @@ def max_points() -> float:
     return float(sum(c.metadata.nbgrader["points"] for c in grade_cells(read_notebook(ROOT / "source" / A / f"{A}.ipynb"))))
 
 
-def answered(release_nb, answers: dict[str, str], edits: dict[str, str] | None = None):
+def answered(release_nb, answers: dict[str, str], edits: dict[str, str] | None = None, checks: int = 1):
     nb = nbformat.from_dict(json.loads(json.dumps(release_nb)))
     for cell in nb.cells:
         gid = grade_id(cell)
         if gid in answers:
             cell.source = (edits or {}).get(gid, answers[gid])
     setup = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code")
-    nb.cells.insert(setup + 1, nbformat.v4.new_code_cell("%check"))
+    for _ in range(checks):
+        nb.cells.insert(setup + 1, nbformat.v4.new_code_cell("%check"))
     return nb
 
 
@@ -393,7 +395,7 @@ def test_the_whole_cycle_in_browsers(classroom, browser):
     # 2. three students log in, fetch, answer, run (%check), submit
     cycle_start = time.monotonic()
     pages: dict[str, Page] = {}
-    plans = {"ada": answered(release_nb, answers),
+    plans = {"ada": answered(release_nb, answers, checks=CHECK_BUDGET + 1 if check_service else 1),
              "ben": answered(release_nb, answers, {"affine_backward": mistake}),
              "cleo": answered(release_nb, answers)}
     check_reports: dict[str, str] = {}
@@ -409,7 +411,7 @@ def test_the_whole_cycle_in_browsers(classroom, browser):
         assert contents(page, name, path)["type"] == "notebook", "fetched into the student's home"
         put_notebook(page, name, path, plans[name])
         outputs = open_and_run(page, layout.url, name, path, len(plans[name].cells), until="Checking the saved file")
-        check_reports[name] = outputs[next(i for i, c in enumerate(plans[name].cells) if c.source == "%check")]
+        check_reports[name] = [outputs[i] for i, c in enumerate(plans[name].cells) if c.source == "%check"]
         screenshot(page, f"02_{name}_notebook.png")
         if name == "cleo":  # before handing in: what she can read of nnlab and of ada's submission; a forgery
             ada_submission = inbound_of(layout, "ada")
@@ -444,11 +446,22 @@ def test_the_whole_cycle_in_browsers(classroom, browser):
             assert result in ("FileNotFoundError", "PermissionError", "HTTP 403", "HTTP 404"), (label, result)
 
     # %check: answered by the check service, or, without one, nothing is graded in the student's server
-    for name, report in check_reports.items():
-        assert "check_affine_backward" not in report and "BEGIN HIDDEN" not in report
+    top = max_points()
+    points = re.compile(rf"(\d+(?:\.\d+)?)\s*/\s*{top:g}\b")  # "15 / 18": a score out of the notebook's points
+    for name, reports in check_reports.items():
+        for report in reports:
+            assert "check_affine_backward" not in report and "BEGIN HIDDEN" not in report, report
         if not check_service:
-            assert not re.search(r"\d+(\.\d+)?\s*/\s*\d+", report), \
-                f"{name}'s %check graded in the student's server (it has no hidden tests): {report[-500:]}"
+            assert not points.search(reports[0]), \
+                f"{name}'s %check graded in the student's server (it has no hidden tests): {reports[0][-500:]}"
+    if check_service:
+        expected = {"ada": top, "ben": top - 3, "cleo": top}
+        for name, reports in check_reports.items():
+            found = points.search(reports[0])
+            assert found and float(found.group(1)) == expected[name], f"{name}'s %check: {reports[0][-800:]}"
+        assert points.search(check_reports["ada"][CHECK_BUDGET - 1]), "within the budget: answered"
+        refused = check_reports["ada"][CHECK_BUDGET]
+        assert not points.search(refused) and "left" in refused, f"check {CHECK_BUDGET + 1} of {CHECK_BUDGET}: {refused}"
 
     # 3. the instructor collects (owners checked), grades, releases the feedback
     t = time.monotonic()
@@ -491,7 +504,6 @@ def test_the_whole_cycle_in_browsers(classroom, browser):
         page.goto(f"{layout.url}/user/{name}/lab")
     timings["cycle: first student's log-in to the last one's feedback"] = round(time.monotonic() - cycle_start, 1)
 
-    top = max_points()
     assert scores["ada"] == (top, top), scores
     assert scores["cleo"] == (top, top), f"cleo's forged 'ada' submission changed nothing of hers: {scores}"
     assert scores["ben"] == (top - 3, top), f"ben loses affine_backward's hidden points ({MISTAKE}): {scores}"
