@@ -747,7 +747,7 @@ def up(layout: Layout, stage: str | int = DEFAULT_STAGE, rebuild: bool = False, 
         print(f"JupyterHub already runs (pid {_hub_pid(layout)}).")
     else:
         log = open(layout.log, "ab")
-        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "JUPYTERHUB_API_TOKEN")}
+        env = {k: v for k, v in os.environ.items() if k != "JUPYTERHUB_API_TOKEN"}
         env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '/usr/bin:/bin')}"
         proc = subprocess.Popen([sys.executable, "-m", "jupyterhub", "-f", str(layout.hub / "jupyterhub_config.py")],
                          cwd=layout.hub, stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env,
