@@ -176,6 +176,12 @@ def _cmd_release_feedback(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_classroom(args: argparse.Namespace) -> int:
+    from course import hub
+
+    return hub.main(args.rest)
+
+
 def _grade_one(root: Path, assignment: str, students: list[str], args: argparse.Namespace, limits) -> None:
     """Autograde, feedback, CSV, grade report (text and data) for one assignment."""
     from course import grade
@@ -420,6 +426,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "on JupyterHub, run as root): readable by that student only, not just hidden by its name")
     p.set_defaults(func=_cmd_release_feedback)
 
+    p = sub.add_parser("classroom", help="JupyterHub on this machine: real users, the exchange, the formgrader (root)",
+                       description="course classroom up|down|status: JupyterHub on 127.0.0.1 with an instructor and "
+                                   "demo students as Unix users, each student's server with the student edition only "
+                                   "(course/hub.py).",
+                       epilog="examples:\n  sudo course classroom up\n  sudo course classroom status\n"
+                              "  sudo course classroom down")
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="up|down|status [--port N] [--state DIR] [--stage NN]")
+    p.set_defaults(func=_cmd_classroom)
+
     p = sub.add_parser("dask-credentials", help="make the TLS credentials of a Dask grading cluster",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        description="Make a private certificate authority and a certificate and key for the Dask "
@@ -481,14 +496,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--assignment", help="the assignment (default: from the notebook's name)")
     p.set_defaults(func=_cmd_check)
 
-    p = sub.add_parser("classroom", help="JupyterHub on this machine: real users, the exchange, the formgrader (root)",
-                       description="course classroom up|down|status: JupyterHub on 127.0.0.1 with an instructor and "
-                                   "demo students as Unix users, each student's server with the student edition only "
-                                   "(course/hub.py).",
-                       epilog="examples:\n  sudo course classroom up\n  sudo course classroom status\n"
-                              "  sudo course classroom down")
-    p.add_argument("rest", nargs=argparse.REMAINDER, help="up|down|status [--port N] [--state DIR] [--stage NN]")
-    p.set_defaults(func=_cmd_classroom)
     p = sub.add_parser("bench", help="measure notebook run times, grading speed and training-step speed",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        description="Measure, on this machine: each solution notebook's headless execution time "
@@ -503,12 +510,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="leave out a part (repeatable)")
     p.set_defaults(func=_cmd_bench)
     return parser
-
-
-def _cmd_classroom(args: argparse.Namespace) -> int:
-    from course import hub
-
-    return hub.main(args.rest)
 
 
 def main(argv: list[str] | None = None) -> int:
