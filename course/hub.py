@@ -29,7 +29,7 @@ server per course as a service): the instructor's server already is the course's
 as its root, where ``course.formgrader_safety`` (escaping, CSP, Autograde off) is loaded, and a service would
 need a Unix account of its own with the instructor's access to the course. It is opened as a page of its own
 (``/user/instructor/formgrader``): JupyterHub >= 4.1 serves single-user servers with ``frame-ancestors 'none'``,
-so Lab's Formgrader tab (an iframe) stays blank (nbgrader#1870; nbgrader#1947 keeps it so, for security).
+which refuses the formgrader in an iframe (nbgrader#1870; nbgrader#1947 keeps it so, for security).
 
 ``course classroom down`` stops the hub, its proxy, every user's server and the check service;
 ``course classroom status`` says what runs.
