@@ -64,11 +64,13 @@ lab: setup
 
 # JupyterHub on this machine (root): an instructor and demo students as Unix users, the exchange, the
 # formgrader, each student's server with the student edition only (course/hub.py). Prints the URLs and logins.
+# CLASSROOM_ARGS, e.g. "--port 8100 --state /srv/other-class --check-budget 5" (course classroom up --help).
+CLASSROOM_ARGS ?=
 classroom: setup sandbox-deps
-	$(VENV)/bin/course classroom up
+	$(VENV)/bin/course classroom up $(CLASSROOM_ARGS)
 
 classroom-down: setup
-	$(VENV)/bin/course classroom down
+	$(VENV)/bin/course classroom down $(CLASSROOM_ARGS)
 
 build: setup
 	$(VENV)/bin/course build
