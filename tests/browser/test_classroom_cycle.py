@@ -410,7 +410,7 @@ def test_the_whole_cycle_in_browsers(classroom, browser):
         path = f"{A}/{A}.ipynb"
         assert contents(page, name, path)["type"] == "notebook", "fetched into the student's home"
         put_notebook(page, name, path, plans[name])
-        outputs = open_and_run(page, layout.url, name, path, len(plans[name].cells), until="Checking the saved file")
+        outputs = open_and_run(page, layout.url, name, path, len(plans[name].cells), until="the saved file")  # "Checking ..." (local), "Sending ..." (the service)
         check_reports[name] = [outputs[i] for i, c in enumerate(plans[name].cells) if c.source == "%check"]
         screenshot(page, f"02_{name}_notebook.png")
         if name == "cleo":  # before handing in: what she can read of nnlab and of ada's submission; a forgery
