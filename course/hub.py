@@ -46,7 +46,6 @@ import pwd
 import secrets
 import shutil
 import signal
-import stat
 import subprocess
 import sys
 import time
