@@ -113,6 +113,10 @@ class Layout:
         return self.envs / "instructor"
 
     @property
+    def check_scratch(self) -> Path:
+        return self.hub / "check-scratch"
+
+    @property
     def passwords(self) -> Path:
         return self.hub / "passwords.json"
 
@@ -607,9 +611,10 @@ def check_service_entry(layout: Layout) -> tuple[list[dict], list[dict], list[st
         from course.check_service import hub_roles, hub_server_token_scopes, hub_service_config
     except ImportError:
         return [], [], []
+    # its scratch in the hub's private folder, not the machine's shared /tmp (where anyone's clean-up reaches)
     entry = hub_service_config(layout.course, port=layout.check_port, budget=layout.check_budget,
                                window_hours=layout.check_window_hours, log=layout.hub / "check-service.jsonl",
-                               python=sys.executable)
+                               python=sys.executable, environment={"TMPDIR": str(layout.check_scratch)})
     return [entry], hub_roles(entry["name"], users=list(STUDENTS)), hub_server_token_scopes(entry["name"])
 
 
@@ -728,6 +733,7 @@ def setup(layout: Layout, stage: str | int = DEFAULT_STAGE, rebuild: bool = Fals
     layout.state.chmod(0o755)
     layout.hub.mkdir(exist_ok=True)
     layout.hub.chmod(0o700)
+    layout.check_scratch.mkdir(mode=0o700, exist_ok=True)
     layout.envs.mkdir(exist_ok=True)
     layout.envs.chmod(0o755)
     ensure_users()
