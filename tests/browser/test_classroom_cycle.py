@@ -285,8 +285,12 @@ for label, path in TARGETS["write"].items():
     except Exception as e:
         found[label] = type(e).__name__
 import nnlab.gradcheck
-found["inspect.getsource(nnlab.gradcheck.numerical_gradient)"] = inspect.getsource(
-    nnlab.gradcheck.numerical_gradient).strip().splitlines()[-1].strip()
+found["inspect.getsource(nnlab.gradcheck.numerical_gradient)"] = inspect.getsource(nnlab.gradcheck.numerical_gradient)
+try:
+    nnlab.gradcheck.numerical_gradient(lambda v: 0.0, __import__("numpy").zeros(2))
+    found["calling nnlab.gradcheck.numerical_gradient"] = "RETURNED"
+except Exception as e:
+    found["calling nnlab.gradcheck.numerical_gradient"] = f"{{type(e).__name__}}: {{e}}"
 request = urllib.request.Request(TARGETS["classmate_server"],
                                  headers={{"Authorization": "token " + os.environ["JUPYTERHUB_API_TOKEN"]}})
 try:
@@ -339,6 +343,24 @@ def snoop_targets(layout, who: str, classmate: str, classmate_submission: str | 
         write[f"overwrite classmate's submission ({classmate})"] = inbound / classmate_submission / f"{A}.ipynb"
     return {"read": {k: str(v) for k, v in read.items()}, "write": {k: str(v) for k, v in write.items()},
             "classmate_server": f"{layout.url}/user/{classmate}/api/contents"}
+
+
+def reference_lines(name: str = "numerical_gradient") -> set[str]:
+    """The lines of the full library's reference body (docstring left out) of an exercise of notebook 00."""
+    import ast
+
+    tree = ast.parse((ROOT / "lib" / "nnlab" / "gradcheck.py").read_text())
+    node = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == name)
+    body = node.body[1:] if ast.get_docstring(node) else node.body
+    return {line.strip() for stmt in body for line in ast.unparse(stmt).splitlines() if len(line.strip()) > 12}
+
+
+def assert_no_reference(saw: dict) -> None:
+    source = saw["inspect.getsource(nnlab.gradcheck.numerical_gradient)"]
+    leaked = reference_lines() & {line.strip() for line in source.splitlines()}
+    assert not leaked, f"the student's nnlab holds the reference of numerical_gradient: {leaked}"
+    called = saw["calling nnlab.gradcheck.numerical_gradient"]
+    assert "exercise" in called and "00" in called, called
 
 
 def max_points() -> float:
@@ -439,7 +461,7 @@ def test_the_whole_cycle_in_browsers(classroom, browser):
         assert (folder.stat().st_mode & 0o777) == 0o700, oct(folder.stat().st_mode)
         assert all((p.stat().st_mode & 0o777) == 0o600 for p in folder.iterdir())
     cleo_saw = access["cleo, before grading"]
-    assert "is your exercise in notebook 00" in cleo_saw["inspect.getsource(nnlab.gradcheck.numerical_gradient)"]
+    assert_no_reference(cleo_saw)
     for label, result in cleo_saw.items():
         if label.startswith(("repository", "instructor", "full library", "hub's", "classmate", "/root",
                              "exchange inbound", "overwrite")):
@@ -523,7 +545,7 @@ def test_the_whole_cycle_in_browsers(classroom, browser):
         saw = access[name] = json.loads(re.search(r"SNOOP(\{.*\})", "".join(out)).group(1))
         assert saw["own feedback in the exchange (its name)"].startswith("READ"), saw
         assert saw["released notebook (outbound)"].startswith("READ"), saw
-        assert "is your exercise in notebook 00" in saw["inspect.getsource(nnlab.gradcheck.numerical_gradient)"]
+        assert_no_reference(saw)
         for label, result in saw.items():
             if label.startswith(("repository", "instructor", "full library", "hub's", "classmate", "/root",
                                  "exchange inbound", "exchange feedback", "overwrite")):
