@@ -141,3 +141,31 @@ def test_a_students_view_holds_no_answers(exchange):
     seen = json.loads(proc.stdout)
     assert seen.pop("own home") and seen.pop("own submission"), seen
     assert not any(seen.values()), f"visible in a student's server: {[k for k, v in seen.items() if v]}"
+
+
+@needs_root
+def test_owner_only_feedback_is_readable_by_its_student_alone(tmp_path):
+    """`course release-feedback --owner-only`: ada's feedback file is ada's, 0600; a classmate who learns its name
+    gets PermissionError (nbgrader's own is 0644, hidden by its name only); an id with no Unix user is set aside."""
+    from nbgrader.utils import notebook_hash
+
+    from course import ingest
+
+    hub.ensure_users()
+    root, exchange = tmp_path / "course", Path("/srv") / f"nn-feedback-test-{os.getpid()}"
+    secret = "ab" * 32
+    for sid in ("ada", "nobody_has_this_name"):
+        folder = root / "feedback" / sid / A
+        folder.mkdir(parents=True)
+        (folder / "submission_secret.txt").write_text(secret)
+        (folder / f"{A}.html").write_text(f"<title>{sid} (Score: 18.0 / 18.0)</title>")
+    try:
+        exchange.mkdir(mode=0o755)
+        intake = ingest.release_feedback(root, A, exchange, hub.COURSE_ID, owner_only=True)
+        assert intake.students == ["ada"] and "no Unix user" in intake.set_aside["nobody_has_this_name"]
+        page = exchange / hub.COURSE_ID / "feedback" / f"{notebook_hash(secret=secret, notebook_id=A)}.html"
+        assert page.stat().st_uid == pwd.getpwnam("ada").pw_uid and page.stat().st_mode & 0o777 == 0o600
+        assert "ada (Score" in _as("ada", f"print(open({str(page)!r}).read())").stdout
+        assert "PermissionError" in _as("ben", f"open({str(page)!r}).read()").stderr
+    finally:
+        shutil.rmtree(exchange, ignore_errors=True)
