@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup demo test lab build clean browser-deps sandbox-deps
+.PHONY: setup demo test lab build clean browser-deps sandbox-deps classroom classroom-down
 
 # The virtual environment from the pinned requirements (reinstalled when they change).
 $(STAMP): requirements.txt pyproject.toml
@@ -61,6 +61,16 @@ browser-deps:
 lab: setup
 	cd $(CURDIR) && $(VENV)/bin/jupyter lab --config=$(CURDIR)/jupyter_server_config.py \
 		$(if $(filter 0,$(shell id -u)),--allow-root)
+
+# JupyterHub on this machine (root): an instructor and demo students as Unix users, the exchange, the
+# formgrader, each student's server with the student edition only (course/hub.py). Prints the URLs and logins.
+# CLASSROOM_ARGS, e.g. "--port 8100 --state /srv/other-class --check-budget 5" (course classroom up --help).
+CLASSROOM_ARGS ?=
+classroom: setup sandbox-deps
+	$(VENV)/bin/course classroom up $(CLASSROOM_ARGS)
+
+classroom-down: setup
+	$(VENV)/bin/course classroom down $(CLASSROOM_ARGS)
 
 build: setup
 	$(VENV)/bin/course build

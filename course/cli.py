@@ -166,7 +166,7 @@ def _cmd_release_feedback(args: argparse.Namespace) -> int:
         print(f"error: unknown assignment {args.assignment!r}; known: {', '.join(assignments(root))}", file=sys.stderr)
         return 2
     exchange, course_id = _exchange_settings(args, root)
-    intake = ingest.release_feedback(root, args.assignment, exchange, course_id)
+    intake = ingest.release_feedback(root, args.assignment, exchange, course_id, owner_only=args.owner_only)
     print(f"Released the feedback of {len(intake.students)} student(s) to {exchange / course_id / 'feedback'}; "
           "each fetches it with `nbgrader fetch_feedback`.")
     if intake.set_aside:
@@ -174,6 +174,12 @@ def _cmd_release_feedback(args: argparse.Namespace) -> int:
         for who, why in sorted(intake.set_aside.items()):
             print(f"  {who}: {why}")
     return 0
+
+
+def _cmd_classroom(args: argparse.Namespace) -> int:
+    from course import hub
+
+    return hub.main(args.rest)
 
 
 def _grade_one(root: Path, assignment: str, students: list[str], args: argparse.Namespace, limits) -> None:
@@ -460,11 +466,24 @@ def build_parser() -> argparse.ArgumentParser:
                                    "names, where `nbgrader fetch_feedback` finds it, instead of `nbgrader "
                                    "release_feedback` (which stops for the whole class at the first student "
                                    "collected from a folder or a zip): those are listed, and the others released.",
-                       epilog="example:\n  course release-feedback 00_gradient_checking")
+                       epilog="examples:\n  course release-feedback 00_gradient_checking\n"
+                              "  course release-feedback 00_gradient_checking --owner-only   # JupyterHub, as root")
     p.add_argument("assignment", metavar="ASSIGNMENT")
     p.add_argument("--exchange", metavar="DIR", help=exchange_help)
     p.add_argument("--course-id", metavar="ID", help="the course id (default: CourseDirectory.course_id)")
+    p.add_argument("--owner-only", action="store_true",
+                   help="each student's feedback file belongs to the Unix user of that name, mode 0600 (a class "
+                        "on JupyterHub, run as root): readable by that student only, not just hidden by its name")
     p.set_defaults(func=_cmd_release_feedback)
+
+    p = sub.add_parser("classroom", help="JupyterHub on this machine: real users, the exchange, the formgrader (root)",
+                       description="course classroom up|down|status: JupyterHub on 127.0.0.1 with an instructor and "
+                                   "demo students as Unix users, each student's server with the student edition only "
+                                   "(course/hub.py).",
+                       epilog="examples:\n  sudo course classroom up\n  sudo course classroom status\n"
+                              "  sudo course classroom down")
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="up|down|status [--port N] [--state DIR] [--stage NN]")
+    p.set_defaults(func=_cmd_classroom)
 
     p = sub.add_parser("dask-credentials", help="make the TLS credentials of a Dask grading cluster",
                        formatter_class=argparse.RawDescriptionHelpFormatter,

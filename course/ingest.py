@@ -742,12 +742,16 @@ def collect_exchange(root: Path, assignment: str, exchange_root: Path, course_id
 
 
 def release_feedback(root: Path, assignment: str, exchange_root: Path, course_id: str,
-                     students: list[str] | None = None) -> Intake:
+                     students: list[str] | None = None, owner_only: bool = False) -> Intake:
     """``feedback/<sid>/<assignment>/*.html`` -> the exchange, where ``nbgrader fetch_feedback`` finds it.
 
     nbgrader's ``release_feedback`` stops for the whole class at the first student whose feedback has no
     ``submission_secret.txt`` (collected from a folder or a zip); here such a student is set aside with the
     reason, and the others get theirs. Names are nbgrader's (``notebook_hash(secret, notebook)``).
+
+    ``owner_only`` (a class where each student id is a Unix user: JupyterHub; run as root): each file belongs to
+    the student's Unix user, mode 0600, so a classmate who learns its name still cannot read it (otherwise 0644,
+    hidden by its name only). A student without a Unix user of that name is set aside.
     """
     from nbgrader.utils import notebook_hash
 
@@ -777,6 +781,14 @@ def release_feedback(root: Path, assignment: str, exchange_root: Path, course_id
         if not SECRET.match(secret):
             intake.aside(sid, "its submission_secret.txt is not nbgrader's")
             continue
+        owner = None
+        if owner_only:
+            try:
+                entry = pwd.getpwnam(sid)
+                owner = (entry.pw_uid, entry.pw_gid)
+            except KeyError:
+                intake.aside(sid, f"no Unix user {sid}: feedback not released (--owner-only)")
+                continue
         pages = [p for p in sorted(folder.glob("*.html")) if not p.is_symlink() and p.is_file()]
         for page in pages:
             data = read_file(page)
@@ -785,7 +797,9 @@ def release_feedback(root: Path, assignment: str, exchange_root: Path, course_id
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
             with os.fdopen(fd, "wb") as out:
                 out.write(data)
-            os.chmod(tmp, 0o644)
+            if owner:
+                os.chown(tmp, *owner)
+            os.chmod(tmp, 0o600 if owner else 0o644)
             os.replace(tmp, dest / f"{name}.html")
         if pages:
             intake.students.append(sid)
