@@ -39,15 +39,13 @@ solution's answers pasted in, in a kernel whose only ``nnlab`` and ``course`` ar
 from __future__ import annotations
 
 import ast
+import collections
 import json
 import re
 import shutil
 import textwrap
 from pathlib import Path
 
-import nbformat
-
-from course.notebooks import grade_id, is_solution
 
 #: The student ``course`` package: what a student's kernel imports (``check_client.py`` where it exists).
 COURSE_MODULES = ("__init__.py", "magic.py", "check_client.py", "testing.py", "visible_checks.py", "call_log.py")
@@ -146,11 +144,11 @@ def exercise_notebooks(root: Path) -> dict[str, str]:
     """Every exercise of the course -> its assignment, from the solution cells' grade ids in ``source/``."""
     out: dict[str, str] = {}
     for path in sorted((Path(root) / "source").glob("*/*.ipynb")):
-        # nbformat.reads without validation: a second per notebook instead of ten (the build validates them)
-        nb = nbformat.from_dict(json.loads(path.read_text(encoding="utf-8")))
-        for cell in nb.cells:
-            if cell.cell_type == "code" and is_solution(cell) and grade_id(cell):
-                out.setdefault(grade_id(cell), path.parent.name)
+        # The JSON as it is (nbformat's import and validation would cost seconds: `course build` validates them).
+        for cell in json.loads(path.read_text(encoding="utf-8")).get("cells", []):
+            meta = cell.get("metadata", {}).get("nbgrader", {})
+            if cell.get("cell_type") == "code" and meta.get("solution") and meta.get("grade_id"):
+                out.setdefault(meta["grade_id"], path.parent.name)
     return out
 
 
@@ -227,23 +225,23 @@ def _used_names(tree: ast.AST) -> set[str]:
 
 def _drop_unused_private(trees: dict[str, ast.Module]) -> None:
     """Private module-level helpers that only withheld references used (``optim._defaults``...) go too."""
-    while True:
+    uses = {id(node): _used_names(node) for tree in trees.values() for node in tree.body}
+    count: collections.Counter[str] = collections.Counter()
+    for used in uses.values():
+        count.update(used)
+    removed = True
+    while removed:
         removed = False
         for tree in trees.values():
             for node in list(tree.body):
                 names = _defined_names(node)
                 if not names or not all(n.startswith("_") and not n.startswith("__") for n in names):
                     continue
-                others = set()
-                for other_tree in trees.values():
-                    for other in other_tree.body:
-                        if other is not node:
-                            others |= _used_names(other)
-                if not any(n in others for n in names):
+                own = uses[id(node)]
+                if not any(count[n] - (n in own) > 0 for n in names):
                     tree.body.remove(node)
+                    count.subtract(own)
                     removed = True
-        if not removed:
-            return
 
 
 def _module_doc(module: str, stubs: list[str], withheld: dict[str, str], stage: str) -> str:

@@ -27,18 +27,30 @@ from course.student_edition import assignment_of, build
 
 ROOT = Path(__file__).resolve().parents[2]
 KERNEL = "nnlab-student-edition"
+#: What the editable install of this repository leaves in site-packages (its finder, .pth and dist-info).
+EDITABLE = ("__editable__", "__editable___nn_training_course", "nn_training_course")
+
+
+def course_packages(folder: Path) -> Path:
+    """``folder`` filled with a link to each package of the course's environment (numpy, torch, ipykernel...),
+    except the editable install of this repository (its finder module and .pth, which map ``nnlab`` and ``course``
+    to lib/ and course/, and its dist-info, whose files name the repository's folder)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for entry in Path(sysconfig.get_paths()["purelib"]).iterdir():
+        if entry.name.startswith(EDITABLE) or entry.name in ("nnlab", "course", "__pycache__"):
+            continue
+        (folder / entry.name).symlink_to(entry)
+    return folder
 
 
 def scratch_env(folder: Path) -> Path:
-    """A virtual environment that sees the course's pinned packages (numpy, torch, ipykernel...) but neither the
-    editable install of this repository's nnlab and course nor its folders: returns its python."""
+    """A virtual environment with the course's pinned packages and neither this repository's nnlab and course nor
+    a way to them (:func:`course_packages`): returns its python."""
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(folder)], check=True)
     python = folder / "bin" / "python"
-    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                          check=True, capture_output=True, text=True).stdout.strip()
-    # A path line in a .pth is only added to sys.path: the course venv's own .pth files (the editable finder of
-    # nnlab and course) are not run, so its packages are importable and the repository's are not.
-    Path(site, "course_packages.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                               check=True, capture_output=True, text=True).stdout.strip())
+    course_packages(site)
     return python
 
 
@@ -76,7 +88,8 @@ PROBE = """\
 import importlib.util, json, sys
 import nnlab, course
 print(json.dumps({"nnlab": nnlab.__file__, "course": course.__file__,
-                  "importable": [m for m in ("course.checks", "course.cli", "course.grade", "course.mistakes")
+                  "importable": [m for m in ("course.checks", "course.cli", "course.grade", "course.mistakes",
+                                             "__editable___nn_training_course_0_1_0_finder")
                                  if importlib.util.find_spec(m) is not None],
                   "path": sys.path}))
 """
