@@ -60,6 +60,11 @@ STAND_INS = {
     "iterate_minibatches": "iterate_minibatches",  # the trainer's default minibatches
 }
 
+#: Helpers of the library that are an exercise's answer in substance, withheld with it (found by comparing every
+#: function of an edition with the references it withholds: ``class_weighted_cross_entropy`` holds a softmax
+#: cross-entropy and its gradient, 82 % the same as 00's reference; only 08's experiments use it).
+COMPANIONS = {"class_weighted_cross_entropy": "softmax_cross_entropy"}
+
 #: Files of the library left out until a stage: ``nnlab/zoo/pretrain.py`` (the instructor's script that made the
 #: committed checkpoint) trains with the loop of 07's ``train_epoch``; a student needs only the checkpoint.
 WITHHELD_FILES = {"zoo/pretrain.py": "07_transfer_learning"}
@@ -85,6 +90,8 @@ STAGE = {stage!r}
 NOTEBOOK: dict[str, str] = {notebooks!r}
 #: a later notebook's exercise that the library itself runs -> its stand-in in nnlab._standins
 STAND_INS: dict[str, str] = {stand_ins!r}
+#: a helper of the library that holds an exercise's answer -> that exercise (withheld with it)
+COMPANIONS: dict[str, str] = {companions!r}
 
 
 class ExerciseError(NotImplementedError):
@@ -104,6 +111,10 @@ def _own(name: str) -> Any:
 
 def run(name: str, args: tuple, kwargs: dict) -> Any:
     """What the stub of exercise ``name`` does when called."""
+    if name in COMPANIONS:
+        exercise = COMPANIONS[name]
+        raise ExerciseError(f"nnlab's `{{name}}` holds the answer to `{{exercise}}`, your exercise in notebook "
+                            f"{{NOTEBOOK[exercise]}}: it comes with the edition for {{NOTEBOOK[exercise]}}'s solutions")
     notebook = NOTEBOOK[name]
     if notebook == STAGE:
         own = _own(name)
@@ -123,7 +134,7 @@ def stub(name: str) -> Any:
         return run(name, args, kwargs)
 
     exercise.__name__ = exercise.__qualname__ = name
-    exercise.__doc__ = f"Your exercise in notebook {{NOTEBOOK[name]}}: not in this edition of nnlab."
+    exercise.__doc__ = f"Your exercise in notebook {{NOTEBOOK[COMPANIONS.get(name, name)]}}: not in this edition of nnlab."
     exercise._withheld_exercise = True  # type: ignore[attr-defined]
     return exercise
 
@@ -284,6 +295,8 @@ def _rewrite(relative: str, source: str, withheld: dict[str, str], stage: str) -
 
 
 def _write_nnlab(lib: Path, dest: Path, withheld: dict[str, str], assignment: str) -> dict[str, list[str]]:
+    companions = {c: e for c, e in COMPANIONS.items() if e in withheld}
+    stubbed = {**withheld, **{c: withheld[e] for c, e in companions.items()}}
     sources = {str(p.relative_to(lib)): p for p in sorted(lib.rglob("*.py")) if "__pycache__" not in p.parts}
     for relative, until in WITHHELD_FILES.items():
         if assignment <= until:
@@ -292,7 +305,7 @@ def _write_nnlab(lib: Path, dest: Path, withheld: dict[str, str], assignment: st
     changed: dict[str, list[str]] = {}
     for relative, path in sources.items():
         text = path.read_text(encoding="utf-8")
-        tree, stubs = _rewrite(relative, text, withheld, assignment)
+        tree, stubs = _rewrite(relative, text, stubbed, assignment)
         if stubs or ast.dump(tree) != ast.dump(ast.parse(text)):
             changed[relative] = stubs
         trees[relative] = tree
@@ -309,7 +322,8 @@ def _write_nnlab(lib: Path, dest: Path, withheld: dict[str, str], assignment: st
         shutil.copyfile(data, dest / data.relative_to(lib))
     stand_ins = {n: f for n, f in STAND_INS.items() if n in withheld and withheld[n] > assignment}
     (dest / "_exercise.py").write_text(_EXERCISE_MODULE.format(stage=assignment, notebooks=dict(sorted(withheld.items())),
-                                                               stand_ins=stand_ins), encoding="utf-8")
+                                                               stand_ins=stand_ins, companions=companions),
+                                       encoding="utf-8")
     keep = set(stand_ins.values())
     if {"numerical_gradient_array", "relative_error"} & set(withheld):  # course.testing's gradient check at 00
         keep |= {"max_relative_error", "scipy_numerical_gradient_array"}

@@ -291,6 +291,27 @@ def test_network_fast_paths_which_are_affine_forward_and_backward_are_gone_while
 
 # ---------------------------------------------------------------------------------------------- what a stub does
 
+def test_a_helper_that_holds_an_answer_is_withheld_with_it(editions, isolated):
+    """nnlab.practice.class_weighted_cross_entropy is a softmax cross-entropy with its gradient (00's exercise):
+    a stub in the edition for 00, the library's own from 01 on."""
+    code = textwrap_dedent("""
+        import numpy as np
+        from nnlab import practice
+        try:
+            print(practice.class_weighted_cross_entropy(np.ones(3))(np.zeros((2, 3)), np.zeros(2, int))[0])
+        except NotImplementedError as exc:
+            print(exc)
+        """)
+    at00 = isolated(editions("00_gradient_checking"), code)
+    assert at00.returncode == 0, at00.stderr
+    assert at00.stdout.startswith("nnlab's `class_weighted_cross_entropy` holds the answer to "
+                                  "`softmax_cross_entropy`, your exercise in notebook 00_gradient_checking")
+    text = (editions("00_gradient_checking") / "nnlab" / "practice.py").read_text(encoding="utf-8")
+    assert "log_probs" not in text and "np.exp" not in text
+    at01 = isolated(editions("01_activations"), code)
+    assert at01.returncode == 0 and abs(float(at01.stdout) - np.log(3)) < 1e-12, at01.stderr
+
+
 def test_a_withheld_name_says_where_to_write_it(editions, isolated):
     edition = editions("05_normalization")
     result = isolated(edition, textwrap_dedent("""
@@ -549,6 +570,7 @@ def test_the_answered_release_runs_in_a_kernel_that_has_only_the_stages_edition(
     other there), then release/<stage> with its solution's answers pasted in, top to bottom, in a kernel of that
     environment: it imports nnlab and course from the edition only, and prints what solutions/ prints."""
     edition = build(ROOT, assignment, tmp_path / "edition")
+    sources = {f for f in contents(edition)["files"] if f.endswith(".py")}  # pip leaves build/ in the tree
     installed = student_kernel.install(scratch_python, edition)
     assert installed.returncode == 0, installed.stderr
     site = Path(subprocess.run([str(scratch_python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
@@ -556,7 +578,7 @@ def test_the_answered_release_runs_in_a_kernel_that_has_only_the_stages_edition(
     # What the installation leaves: the edition's files, their .pyc, its dist-info; none names this repository.
     record = next(site.glob("nnlab_student_edition-*.dist-info")) / "RECORD"
     listed = {line.split(",")[0] for line in record.read_text().splitlines()}
-    assert {f for f in listed if f.endswith(".py")} == {f for f in contents(edition)["files"] if f.endswith(".py")}
+    assert {f for f in listed if f.endswith(".py")} == sources
     for path in [*site.glob("nnlab_student_edition-*.dist-info/*"), *(site / "nnlab").rglob("*.py")]:
         assert str(ROOT) not in path.read_text(encoding="utf-8", errors="replace"), path
     withheld = withheld_exercises(ROOT, assignment)
