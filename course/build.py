@@ -73,7 +73,8 @@ VERSIONED = ("numpy", "scipy", "matplotlib", "scikit-learn", "torch", "nbclient"
 # What of the course package a solution runs: its visible tests' helpers and checks, the %check loader, and how a
 # solution is made. The grading machinery (ingest, jobs, sandbox, ...) changes no solution's outputs; a module the
 # notebooks start importing must be added here (test_solutions_are_current compares with a fresh build anyway).
-SOLUTION_CODE = ("__init__.py", "testing.py", "magic.py", "build.py", "notebooks.py", "torch_wire.py", "checks")
+SOLUTION_CODE = ("__init__.py", "testing.py", "visible_checks.py", "call_log.py", "magic.py", "build.py", "notebooks.py",
+                 "torch_wire.py", "checks")
 
 
 def solution_inputs(root: Path, assignment: str) -> str:

@@ -349,6 +349,21 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_student_edition(args: argparse.Namespace) -> int:
+    from course.student_edition import build, contents
+
+    try:
+        out = build(course_root(), args.stage, Path(args.out))
+    except (ValueError, FileExistsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    stubs = contents(out)["stubs"]
+    print(f"Wrote the student edition for {args.stage} in {out}: {len(stubs)} exercises left to the students "
+          f"({', '.join(stubs)}).\nInstall it in the students' environment: "
+          f"pip install --no-deps --no-build-isolation {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="course",
@@ -589,6 +604,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="serve even where bubblewrap or root is missing (students' code could then read the "
                         "hidden tests)")
     p.set_defaults(func=_cmd_check_service)
+
+    p = sub.add_parser("student-edition", help="the library for students at a notebook: no answers still to come",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Write an installable package (pure Python, its own pyproject.toml) for students "
+                                   "at notebook STAGE: nnlab with every helper, network, trainer, data set, plot and "
+                                   "experiment, the references of the notebooks before STAGE, and for STAGE's "
+                                   "exercises and the later ones no reference (each name calls the student's own "
+                                   "function or says where to write it); and the course helpers a student's kernel "
+                                   "imports (%check, the visible tests' helpers), without the hidden tests, the "
+                                   "mistake catalogs or source/. Grading always uses the full library.",
+                       epilog="examples:\n  course student-edition 05 /srv/class/nnlab-05\n"
+                              "  course student-edition 00_gradient_checking build/edition-00\n"
+                              "  pip install --no-deps --no-build-isolation /srv/class/nnlab-05")
+    p.add_argument("stage", metavar="STAGE", help="a notebook number (05) or assignment (05_normalization)")
+    p.add_argument("out", metavar="OUT", help="a new (or empty) folder for the package")
+    p.set_defaults(func=_cmd_student_edition)
 
     p = sub.add_parser("bench", help="measure notebook run times, grading speed and training-step speed",
                        formatter_class=argparse.RawDescriptionHelpFormatter,

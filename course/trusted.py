@@ -41,6 +41,7 @@ from course.inprocess import python_source
 from course.notebooks import EXPERIMENT_TAG, grade_cells, grade_id, is_grade, nbgrader_meta
 
 TORCH_WIRE = Path(__file__).with_name("torch_wire.py")  # runs in the student's process too (torch, NumPy only)
+CALL_LOG = Path(__file__).with_name("call_log.py")  # torch_wire's hook, imported beside it there
 
 
 def _deadline_reason(seconds: float, during: bool = False) -> str:
@@ -67,6 +68,7 @@ class StudentProcess:
         (self.dir / "cells.json").write_text(json.dumps(cells))
         shutil.copy2(remote.__file__, self.dir / "student_server.py")  # runs without the course packages
         shutil.copy2(TORCH_WIRE, self.dir / "torch_wire.py")  # imported there only when a torch object crosses
+        shutil.copy2(CALL_LOG, self.dir / "call_log.py")
         hidden = [str(Path(nnlab.__file__).parent), str(Path(course.__file__).parent), *hide]
         self.log = open(self.dir / "stderr.log", "wb")
         self.proc = sandbox.popen([sys.executable, str(self.dir / "student_server.py"), str(self.dir / "cells.json")],

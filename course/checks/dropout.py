@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from course.testing import Mistake, call, check_array, check_gradient, check_unchanged, describe, fail, snapshot
+from course.visible_checks import _is_value_error, check_offsets_cover, check_raises_value_error, find_offsets  # noqa: F401
 from nnlab.gradcheck import numerical_gradient_array
 
 Z = 6.0  # standard errors allowed for a fraction of Bernoulli draws (two-sided false alarm about 2e-9)
@@ -55,11 +56,6 @@ def _arrays_in(obj: Any, depth: int = 0) -> list[np.ndarray]:
     if isinstance(obj, dict):
         return [a for v in obj.values() for a in _arrays_in(v, depth + 1)]
     return []
-
-
-def _is_value_error(exc: BaseException) -> bool:
-    # In the trusted re-run the student's exception arrives as a StudentError named after the original class.
-    return isinstance(exc, ValueError) or (type(exc).__name__ == "StudentError" and str(exc).startswith("ValueError"))
 
 
 def _check_rng_use(fn: Callable, name: str, args: Callable[[np.random.Generator], tuple], first: Callable) -> None:
@@ -361,22 +357,6 @@ def shift_images(images: np.ndarray, dy: Any, dx: Any) -> np.ndarray:
     return np.where(valid, src, 0).astype(images.dtype)
 
 
-def find_offsets(images: np.ndarray, shifted: np.ndarray, max_shift: int) -> np.ndarray:
-    """The offset (dy, dx) with |dy|, |dx| <= max_shift that turns each image into its shifted copy.
-
-    Returns an (N, 2) int array; a row is (-999, -999) where no such offset exists. Use images whose
-    pixels are all different and nonzero (then each offset gives a different image) and
-    ``max_shift`` smaller than H and W.
-    """
-    images, shifted = np.asarray(images), np.asarray(shifted)
-    found = np.full((len(images), 2), -999, dtype=np.int64)
-    for dy in range(-max_shift, max_shift + 1):
-        for dx in range(-max_shift, max_shift + 1):
-            match = np.all(shift_images(images, dy, dx) == shifted, axis=(1, 2))
-            found[match] = (dy, dx)
-    return found
-
-
 def _distinct_images(rng: np.random.Generator, n: int, h: int, w: int, dtype: Any = np.float64) -> np.ndarray:
     """n images whose pixels are 1, ..., h*w in a random order (all different, none 0)."""
     return np.stack([rng.permutation(h * w) + 1 for _ in range(n)]).reshape(n, h, w).astype(dtype)
@@ -483,28 +463,6 @@ def check_random_shift(random_shift: Callable, seed: int = 0) -> None:
     # Reproducible from rng, independent of np.random's global state.
     images = _distinct_images(rng, 30, 6, 6)
     _check_rng_use(random_shift, name, lambda r: (images, 2, r), lambda res: np.asarray(res))
-
-
-def check_offsets_cover(offsets: Sequence[Sequence[int]], max_shift: int) -> None:
-    """Visible-test helper: offsets of many images cover every pair (dy, dx) in [-max_shift, max_shift]^2."""
-    seen = {(int(a), int(b)) for a, b in offsets}
-    missing = [(a, b) for a in range(-max_shift, max_shift + 1) for b in range(-max_shift, max_shift + 1)
-               if (a, b) not in seen]
-    if missing:
-        fail(f"No image was moved by {missing[0]} (and {len(missing) - 1} other offsets missing): each image needs "
-             f"its own offset, dy and dx each uniform over -max_shift..max_shift, both ends included.")
-
-
-def check_raises_value_error(fn: Callable, *args: Any, what: str) -> None:
-    """Visible-test helper: ``fn(*args)`` raises ValueError (in the student's kernel or in the trusted re-run)."""
-    try:
-        fn(*args)
-    except Exception as exc:  # noqa: BLE001 - any other exception is the mistake
-        if _is_value_error(exc):
-            return
-        fail(f"{what} raised {type(exc).__name__} ({exc}); it should raise ValueError. Check the argument first: "
-             "if not 0 < keep_prob <= 1: raise ValueError(...).")
-    fail(f"{what} returned without an error; it should raise ValueError.")
 
 
 # Named mistakes (course.mistakes): identifier -> a phrase of its message above. Order matters where one

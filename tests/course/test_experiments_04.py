@@ -63,7 +63,7 @@ def test_the_other_implementation_is_correct_and_draws_other_numbers():
     a = other_random_shift(images, 1, np.random.default_rng(3))
     b = D.random_shift(images, 1, np.random.default_rng(3))
     assert not np.array_equal(a, b)
-    from course.checks.dropout import find_offsets
+    from course.visible_checks import find_offsets
     assert np.all(find_offsets(images, a, 1)[:, 0] != -999)  # every image is its input moved by at most 1
 
 
