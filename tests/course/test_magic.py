@@ -45,3 +45,14 @@ def test_loading_the_magic_keeps_the_kernels_start_light():
     code = "import sys, course.magic; print(sorted(m for m in ('nbformat', 'jsonschema') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_check_in_the_student_edition_without_a_service_says_what_is_missing(tmp_path, monkeypatch, capsys):
+    """The student edition has no course.cli: without COURSE_CHECK_URL, %check must say so, not print nothing."""
+    path = notebook(tmp_path, "x = 1")
+    monkeypatch.delenv("COURSE_CHECK_URL", raising=False)
+    real = magic.importlib.util.find_spec
+    monkeypatch.setattr(magic.importlib.util, "find_spec", lambda name, *a: None if name == "course.cli" else real(name, *a))
+    assert magic.check(str(path), {}) == 2
+    out = capsys.readouterr().out
+    assert "no check service is set (COURSE_CHECK_URL)" in out and "Ask your instructor" in out
