@@ -38,7 +38,6 @@ which refuses the formgrader in an iframe (nbgrader#1870; nbgrader#1947 keeps it
 from __future__ import annotations
 
 import argparse
-import ast
 import grp
 import json
 import os
@@ -349,67 +348,15 @@ def make_environment(main_venv: Path, dest: Path, packages: dict[str, Path], mod
     return dest
 
 
-def _exercises_by_notebook(root: Path) -> dict[str, str]:
-    """Exercise name -> notebook number (``00``) for every solution cell of ``source/``."""
-    from course.notebooks import grade_id, is_solution, read_notebook
-    from course.paths import assignments
-
-    found: dict[str, str] = {}
-    for name in assignments(root):
-        for nb_file in sorted((root / "source" / name).glob("*.ipynb")):
-            for cell in read_notebook(nb_file).cells:
-                if cell.cell_type == "code" and is_solution(cell):
-                    found.setdefault(grade_id(cell), name[:2])
-    return found
-
-
 def _stage_number(stage: str | int) -> str:
     text = str(stage)
     return f"{int(text[:2]) if text[:2].isdigit() else int(text):02d}"
 
 
-def _stub_student_edition(root: Path, stage: str | int, out: Path) -> Path:
-    """Stand-in for Part A's ``course.student_edition.build`` until it is merged: the library with every
-    exercise of notebook ``stage`` and later raising (its body gone), and the student's ``course`` modules.
-
-    Coarser than the real one (docstrings and comments of the stubbed functions go too; helpers that call a
-    stubbed reference, such as ``course.testing.check_close``, raise in the student's kernel): grading, in the
-    instructor's environment, always uses the full library.
-    """
-    number = _stage_number(stage)
-    later = {name: nb for name, nb in _exercises_by_notebook(root).items() if nb >= number}
-    shutil.rmtree(out, ignore_errors=True)
-    (out / "src").mkdir(parents=True)
-    lib = out / "src" / "nnlab"
-    shutil.copytree(root / "lib" / "nnlab", lib, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    for module in lib.rglob("*.py"):
-        tree = ast.parse(module.read_text(encoding="utf-8"))
-        changed = False
-        for node in ast.walk(tree):
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name in later:
-                message = f"{node.name} is your exercise in notebook {later[node.name]}"
-                node.body = [ast.parse(f"raise NotImplementedError({message!r})").body[0]]
-                changed = True
-        if changed:
-            module.write_text(ast.unparse(tree) + "\n", encoding="utf-8")
-    student_course = out / "src" / "course"
-    student_course.mkdir()
-    for name in ("__init__.py", "magic.py", "testing.py", "check_client.py"):
-        if (root / "course" / name).exists():
-            shutil.copy2(root / "course" / name, student_course / name)
-    (out / "pyproject.toml").write_text(
-        '[build-system]\nrequires = ["setuptools>=68"]\nbuild-backend = "setuptools.build_meta"\n\n'
-        f'[project]\nname = "nn-training-student"\nversion = "0.1.0.dev{number}"\n\n'
-        '[tool.setuptools.packages.find]\nwhere = ["src"]\n')
-    return out
-
-
 def build_student_edition(root: Path, stage: str | int, out: Path) -> Path:
-    """The student edition at ``stage`` (Part A's ``course.student_edition.build`` once merged)."""
-    try:
-        from course.student_edition import build
-    except ImportError:
-        return _stub_student_edition(root, stage, out)
+    """The student edition at ``stage`` (``course.student_edition.build``), in a fresh folder ``out``."""
+    from course.student_edition import build
+
     shutil.rmtree(out, ignore_errors=True)  # build() writes into an empty folder only
     return build(root, stage, out)
 
