@@ -37,25 +37,36 @@ def _cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_grade(args: argparse.Namespace) -> int:
-    from course import grade
+def _sandbox_limits(args: argparse.Namespace):
+    """``course grade``'s and ``course check-service``'s limits (``--cell-timeout`` … ``--allow-unprotected``), or
+    None after saying why not: a limit that is not positive, or a machine without the sandbox's protections."""
+    from course.sandbox import Limits, UnprotectedError, describe_protections, require_protections
 
-    from course.sandbox import Limits
-    if min(args.cell_timeout, args.notebook_timeout, args.memory_gb, args.disk_mb) <= 0 or args.workers < 1:
-        print("error: --workers, --cell-timeout, --notebook-timeout, --memory-gb and --disk-mb must be positive",
+    if args.cell_timeout < 1 or min(args.notebook_timeout, args.memory_gb, args.disk_mb) <= 0:
+        print("error: --cell-timeout, --notebook-timeout, --memory-gb and --disk-mb must be positive",
               file=sys.stderr)
-        return 2
-    limits = Limits(cell_seconds=args.cell_timeout, wall_seconds=args.notebook_timeout,
-                    memory_bytes=int(args.memory_gb * 1024 ** 3), disk_bytes=int(args.disk_mb * 1024 ** 2),
-                    require_protections=not args.allow_unprotected)
-    from course.sandbox import UnprotectedError, describe_protections, require_protections
+        return None
     try:
         require_protections()
     except UnprotectedError as exc:
         if not args.allow_unprotected:
             print(f"error: {exc}", file=sys.stderr)
-            return 2
+            return None
         print(describe_protections(), file=sys.stderr)
+    return Limits(cell_seconds=args.cell_timeout, wall_seconds=args.notebook_timeout,
+                  memory_bytes=int(args.memory_gb * 1024 ** 3), disk_bytes=int(args.disk_mb * 1024 ** 2),
+                  require_protections=not args.allow_unprotected)
+
+
+def _cmd_grade(args: argparse.Namespace) -> int:
+    from course import grade
+
+    if args.workers < 1:
+        print("error: --workers must be positive", file=sys.stderr)
+        return 2
+    limits = _sandbox_limits(args)
+    if limits is None:
+        return 2
     args.cluster = None
     if args.scheduler or args.dask_credentials:
         from course.dask_security import CredentialsError, DaskCluster, check_scheduler_address, load_credentials
@@ -294,20 +305,13 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 def _cmd_check_service(args: argparse.Namespace) -> int:
     from course.check_service import Settings, serve
-    from course.sandbox import Limits, UnprotectedError, describe_protections, require_protections
 
-    if min(args.budget, args.workers, args.cell_timeout) < 1 or min(args.window, args.notebook_timeout,
-                                                                    args.memory_gb, args.disk_mb) <= 0 \
-            or args.queue < 0:
-        print("error: --budget, --workers, --window and the limits must be positive", file=sys.stderr)
+    if min(args.budget, args.workers) < 1 or args.window <= 0 or args.queue < 0:
+        print("error: --budget, --workers and --window must be positive (--queue at least 0)", file=sys.stderr)
         return 2
-    try:
-        require_protections()
-    except UnprotectedError as exc:
-        if not args.allow_unprotected:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        print(describe_protections(), file=sys.stderr)
+    limits = _sandbox_limits(args)
+    if limits is None:
+        return 2
     root = Path(args.course).resolve() if args.course else course_root()
     if not (root / "nbgrader_config.py").is_file() or not (root / "source").is_dir():
         print(f"error: {root} is not a course (no nbgrader_config.py and source/)", file=sys.stderr)
@@ -316,9 +320,6 @@ def _cmd_check_service(args: argparse.Namespace) -> int:
         print("error: who is asking? Give --tokens FILE (lines `token student_id`), or start the service from "
               "JupyterHub (c.JupyterHub.services: course.check_service.hub_service_config)", file=sys.stderr)
         return 2
-    limits = Limits(cell_seconds=args.cell_timeout, wall_seconds=args.notebook_timeout,
-                    memory_bytes=int(args.memory_gb * 1024 ** 3), disk_bytes=int(args.disk_mb * 1024 ** 2),
-                    require_protections=not args.allow_unprotected)
     settings = Settings(root=root, budget=args.budget, window_hours=args.window, workers=args.workers,
                         queue=args.queue, log=Path(args.log) if args.log else None,
                         tokens=Path(args.tokens) if args.tokens else None, name=args.name, limits=limits)
